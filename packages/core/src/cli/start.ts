@@ -1,0 +1,66 @@
+import path from 'node:path';
+import { loadConfigFile, loadHandlers } from '../config/load.js';
+import { resolveConfig, type DiocpConfig } from '../config/options.js';
+import { createLogger } from '../logger.js';
+import { createServer } from '../server.js';
+import { intFlag, parse } from './args.js';
+
+export const startUsage = `Usage: diocp start [options]
+
+Start a diocp server with the handlers named in diocp.config.{mjs,js,json}.
+
+Options:
+  --config <file>        config file (default: diocp.config.mjs|js|json in this folder)
+  --host <host>          address to listen on (default 127.0.0.1)
+  --port <port>          TCP port (default 7001)
+  --transport <t>        auto | native | net (default auto)
+  --dispatch <mode>      inline (default inline)
+  --log-level <level>    fatal | error | warn | info | debug | trace | silent
+  --debug                stack traces in HANDLER_ERROR replies
+  -h, --help             show this help`;
+
+export async function start(argv: string[]): Promise<number | null> {
+  const { values } = parse(
+    argv,
+    {
+      config: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      transport: { type: 'string' },
+      dispatch: { type: 'string' },
+      'log-level': { type: 'string' },
+      debug: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    false,
+  );
+  if (values.help) {
+    process.stdout.write(startUsage + '\n');
+    return 0;
+  }
+  const cwd = process.cwd();
+  const { config: fileConfig, file } = await loadConfigFile(cwd, values.config as string | undefined);
+  // Validate the file on its own first, so its errors name the file.
+  resolveConfig(fileConfig, file ?? 'defaults');
+  // Flags override the file; each flag is validated under its config key.
+  const flags: DiocpConfig = {};
+  if (values.host !== undefined) flags.host = values.host as string;
+  if (values.port !== undefined) flags.port = intFlag('port', values.port as string, 0, 65535);
+  if (values.transport !== undefined) flags.transport = values.transport as DiocpConfig['transport'];
+  if (values.dispatch !== undefined) flags.dispatch = values.dispatch as DiocpConfig['dispatch'];
+  if (values['log-level'] !== undefined) flags.logLevel = values['log-level'] as string;
+  if (values.debug) flags.debug = true;
+  const config = resolveConfig({ ...(fileConfig as DiocpConfig), ...flags }, 'command-line flags');
+  const logger = createLogger(config.logLevel);
+  const handlers = await loadHandlers(config.handlers, file ? path.dirname(file) : cwd);
+  const { handlers: _h, ...rest } = config;
+  const server = createServer({ ...rest, handlers, logger });
+  const addr = await server.listen();
+  logger.info(
+    { host: addr.host, port: addr.port, transport: addr.transport, dispatch: addr.dispatch, commands: handlers.length, config: file },
+    `diocp listening on ${addr.host}:${addr.port} (transport ${addr.transport}, dispatch ${addr.dispatch})`,
+  );
+  await new Promise<void>((resolve) => server.closeOnSignals(() => resolve()));
+  logger.info('diocp stopped');
+  return 0;
+}

@@ -1,0 +1,65 @@
+import { Packr } from 'msgpackr';
+
+/**
+ * How a command's payload bytes become the `request` a handler receives, and how its
+ * return value becomes response bytes. Chosen per command with `@Command(id, { codec })`.
+ */
+export interface PayloadCodec {
+  readonly name: string;
+  /** Throws on malformed input; the gateway answers BAD_REQUEST with the message. */
+  decode(payload: Buffer): unknown;
+  encode(value: unknown): Buffer;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Bytes in, bytes out: the handler receives a Buffer and returns a Buffer, Uint8Array, string or nothing. */
+export const rawCodec: PayloadCodec = {
+  name: 'raw',
+  decode: (payload) => payload,
+  encode(value) {
+    if (value === undefined || value === null) return EMPTY;
+    if (Buffer.isBuffer(value)) return value;
+    if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    if (typeof value === 'string') return Buffer.from(value, 'utf8');
+    throw new TypeError(`a raw command must return a Buffer, Uint8Array or string, not ${describe(value)}`);
+  },
+};
+
+/** UTF-8 JSON. An empty payload decodes to `undefined`; `undefined` encodes to an empty payload. */
+export const jsonCodec: PayloadCodec = {
+  name: 'json',
+  decode(payload) {
+    if (payload.length === 0) return undefined;
+    return JSON.parse(payload.toString('utf8'));
+  },
+  encode(value) {
+    if (value === undefined) return EMPTY;
+    return Buffer.from(JSON.stringify(value), 'utf8');
+  },
+};
+
+// One Packr, no shared structures: every message is self-describing so any client can read it.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** MessagePack (msgpackr): compact and fast for objects. Empty payload ⇄ `undefined`. */
+export const msgpackCodec: PayloadCodec = {
+  name: 'msgpack',
+  decode(payload) {
+    if (payload.length === 0) return undefined;
+    return packr.unpack(payload);
+  },
+  encode(value) {
+    if (value === undefined) return EMPTY;
+    return packr.pack(value);
+  },
+};
+
+export const payloadCodecs = { raw: rawCodec, json: jsonCodec, msgpack: msgpackCodec } as const;
+export type PayloadCodecName = keyof typeof payloadCodecs;
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? `an object (${value.constructor?.name ?? 'Object'})` : `a ${typeof value}`;
+}

@@ -1,0 +1,44 @@
+import type { Logger } from 'pino';
+import type { Context } from '../gateway/context.js';
+import type { Route } from '../router/route.js';
+import type { Outcome } from './outcome.js';
+
+export type DispatchMode = 'inline' | 'local-pool' | 'remote';
+
+/** One request on its way to a handler. The gateway creates it; the dispatcher completes it. */
+export interface DispatchRequest {
+  /** Gateway connection id (with generation). */
+  readonly connectionId: number;
+  readonly command: number;
+  readonly requestId: number;
+  /** ONEWAY: run it, answer nothing. */
+  readonly oneway: boolean;
+  readonly payload: Buffer;
+  readonly route: Route;
+}
+
+/** What a dispatcher may call back into: the gateway. */
+export interface DispatcherHost {
+  /**
+   * Report the outcome of a request, once. Late outcomes (after a timeout, or for a
+   * connection that closed) are dropped by the host, so a dispatcher need not check.
+   */
+  complete(request: DispatchRequest, outcome: Outcome): void;
+  /** The live context of a connection, or undefined once it closed. */
+  context(connectionId: number): Context | undefined;
+  readonly logger: Logger;
+  readonly debug: boolean;
+}
+
+/**
+ * Runs handlers somewhere: on the gateway's thread (inline), in a worker-thread pool
+ * (local-pool) or in logic processes (remote). All modes pass test/dispatch/conformance.ts.
+ */
+export interface Dispatcher {
+  readonly mode: DispatchMode;
+  start(host: DispatcherHost): Promise<void>;
+  /** Requests of one read, in arrival order. Must not throw. */
+  dispatch(batch: readonly DispatchRequest[]): void;
+  /** Stop taking work; resolves when what was given has been completed or abandoned. */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,370 @@
+import type { Logger } from 'pino';
+import type { Frame } from '../codec/frame.js';
+import { jsonCodec } from '../codec/payload-codecs.js';
+import type { Dispatcher, DispatcherHost, DispatchRequest } from '../dispatch/dispatcher.js';
+import { frameworkError, type ErrorBody, type Outcome } from '../dispatch/outcome.js';
+import { diocpError, type DiocpError, type ProtocolError } from '../errors.js';
+import { Flags, PING_COMMAND, Status, HEADER_SIZE } from '../protocol/constants.js';
+import type { Route } from '../router/route.js';
+import type { Router } from '../router/router.js';
+import type { CloseReason, RemoteAddress, Transport, TransportEvents } from '../transport/transport.js';
+import type { Context, GatewayApi } from './context.js';
+import { DeadlineList, type DeadlineNode } from './deadlines.js';
+import { GatewayCounters, type GatewayStats } from './stats.js';
+
+export interface GatewayOptions {
+  /** Requests one connection may have in flight; past it: OVERLOADED. */
+  maxInFlightPerConnection: number;
+  /** Requests the whole server may have in flight; past it: OVERLOADED. */
+  maxInFlight: number;
+  /** Put stack traces in HANDLER_ERROR frames. */
+  debug: boolean;
+  logger: Logger;
+}
+
+// Connection ids are slot + generation × SLOT_SPACE: a slot is reused, an id never is
+// (DIOCP's "ContextDNA"). 2^22 slots × 2^31 generations stays inside 2^53.
+const SLOT_SPACE = 2 ** 22;
+const MAX_GENERATION = 2 ** 31;
+
+class Connection implements Context {
+  readonly session = new Map<string, unknown>();
+  inFlight = 0;
+  open = true;
+  /** Ordered requests waiting for the one running. */
+  orderedQueue: GatewayRequest[] | null = null;
+  orderedBusy = false;
+  private log: Logger | null = null;
+
+  constructor(
+    private readonly gw: Gateway,
+    readonly connectionId: number,
+    readonly transportId: number,
+    readonly remoteAddress: string,
+    readonly remotePort: number,
+  ) {}
+
+  push(command: number, payload?: unknown): boolean {
+    return this.gw.push(this.connectionId, command, payload);
+  }
+
+  get gateway(): GatewayApi {
+    return this.gw;
+  }
+
+  get logger(): Logger {
+    return (this.log ??= this.gw.logger.child({ conn: this.connectionId, remote: `${this.remoteAddress}:${this.remotePort}` }));
+  }
+}
+
+class GatewayRequest implements DispatchRequest, DeadlineNode {
+  done = false;
+  deadline = 0;
+  prev: DeadlineNode | null = null;
+  next: DeadlineNode | null = null;
+  list: DeadlineList | null = null;
+  constructor(
+    readonly conn: Connection,
+    readonly command: number,
+    readonly requestId: number,
+    readonly oneway: boolean,
+    readonly payload: Buffer,
+    readonly route: Route,
+  ) {}
+  get connectionId(): number {
+    return this.conn.connectionId;
+  }
+}
+
+/**
+ * Owns connections, limits, PING, error frames and counters; turns frames into dispatch
+ * requests and outcomes into response frames. Knows nothing of sockets or of where
+ * handlers run.
+ */
+export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
+  readonly logger: Logger;
+  readonly debug: boolean;
+  private readonly byTransport = new Map<number, Connection>();
+  private readonly slots: (Connection | undefined)[] = [];
+  private readonly generations: number[] = [];
+  private readonly freeSlots: number[] = [];
+  private readonly deadlines = new Map<number, DeadlineList>();
+  private readonly counters = new GatewayCounters();
+  private inFlight = 0;
+  private draining: (() => void) | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly options: GatewayOptions,
+    private readonly router: Router,
+    private readonly dispatcher: Dispatcher,
+    private readonly transport: Transport,
+  ) {
+    this.logger = options.logger;
+    this.debug = options.debug;
+  }
+
+  // ---- transport events ----
+
+  onOpen(tid: number, remote: RemoteAddress): void {
+    let slot = this.freeSlots.pop();
+    if (slot === undefined) slot = this.slots.length;
+    const gen = ((this.generations[slot] ?? 0) + 1) % MAX_GENERATION;
+    this.generations[slot] = gen;
+    const conn = new Connection(this, gen * SLOT_SPACE + slot, tid, remote.address, remote.port);
+    this.slots[slot] = conn;
+    this.byTransport.set(tid, conn);
+    const c = this.counters;
+    c.accepted.inc();
+    if (++c.connectionsNow > c.connectionsMax) c.connectionsMax = c.connectionsNow;
+  }
+
+  onClose(tid: number, reason: CloseReason): void {
+    const conn = this.byTransport.get(tid);
+    if (conn === undefined) return;
+    this.byTransport.delete(tid);
+    conn.open = false;
+    const slot = conn.connectionId % SLOT_SPACE;
+    this.slots[slot] = undefined;
+    this.freeSlots.push(slot);
+    this.counters.connectionsNow--;
+    this.counters.closed.inc();
+    // Ordered requests that never reached a handler are dropped with their connection.
+    if (conn.orderedQueue) {
+      for (const req of conn.orderedQueue) this.finish(req);
+      conn.orderedQueue = null;
+    }
+    if (reason !== 'peer' && reason !== 'closed') conn.logger.debug({ reason }, 'connection closed');
+  }
+
+  onProtocolError(tid: number, error: ProtocolError): void {
+    const conn = this.byTransport.get(tid);
+    if (conn === undefined) return;
+    conn.logger.warn({ err: error.code }, error.message);
+    this.sendError(conn, error.command, error.requestId, { code: Status.PROTOCOL_ERROR, message: error.message, error: error.code });
+    this.transport.close(tid);
+  }
+
+  onFrames(tid: number, frames: Frame[]): void {
+    const conn = this.byTransport.get(tid);
+    if (conn === undefined) return;
+    const c = this.counters;
+    c.framesIn.add(frames.length);
+    const perConn = this.options.maxInFlightPerConnection;
+    const perServer = this.options.maxInFlight;
+    let batch: GatewayRequest[] | null = null;
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i]!;
+      c.bytesIn.add(HEADER_SIZE + f.payload.length);
+      const oneway = (f.flags & Flags.ONEWAY) !== 0;
+      if (f.command === PING_COMMAND) {
+        if (!oneway) this.send(conn, Flags.RESPONSE, PING_COMMAND, Status.OK, f.requestId, f.payload);
+        continue;
+      }
+      const route = this.router.get(f.command);
+      if (route === undefined) {
+        this.reject(conn, f, oneway, diocpError('DIOCP_ERR_ROUTER_UNKNOWN_COMMAND', f.command));
+        continue;
+      }
+      if (conn.inFlight >= perConn || this.inFlight >= perServer) {
+        this.reject(conn, f, oneway, diocpError('DIOCP_ERR_GATEWAY_OVERLOADED', conn.inFlight >= perConn ? perConn : perServer));
+        continue;
+      }
+      const req = new GatewayRequest(conn, f.command, f.requestId, oneway, f.payload, route);
+      conn.inFlight++;
+      this.inFlight++;
+      if (route.ordered) {
+        if (conn.orderedBusy) {
+          (conn.orderedQueue ??= []).push(req);
+          continue;
+        }
+        conn.orderedBusy = true;
+      }
+      (batch ??= []).push(req);
+    }
+    if (batch !== null) this.dispatch(batch);
+  }
+
+  private dispatch(batch: GatewayRequest[]): void {
+    this.dispatcher.dispatch(batch);
+    // Handlers that finished synchronously need no tracking; the others are tracked for
+    // their timeout (and, timeout or not, so that shutdown can answer them).
+    for (let i = 0; i < batch.length; i++) {
+      const req = batch[i]!;
+      if (!req.done) this.deadlineList(req.route.timeoutMs).add(req);
+    }
+  }
+
+  private deadlineList(ms: number): DeadlineList {
+    let list = this.deadlines.get(ms);
+    if (list === undefined) {
+      list = new DeadlineList(ms, (node) => {
+        const req = node as GatewayRequest;
+        this.complete(req, frameworkError(diocpError('DIOCP_ERR_HANDLER_TIMEOUT', req.command, ms)));
+      });
+      this.deadlines.set(ms, list);
+    }
+    return list;
+  }
+
+  private reject(conn: Connection, f: Frame, oneway: boolean, err: DiocpError): void {
+    if (oneway) {
+      this.counters.error(err.status!);
+      conn.logger.warn({ err: err.code, command: f.command }, `ONEWAY dropped: ${err.message}`);
+      return;
+    }
+    this.sendError(conn, f.command, f.requestId, { code: err.status!, message: err.message, error: err.code });
+  }
+
+  // ---- dispatcher host ----
+
+  complete(request: DispatchRequest, outcome: Outcome): void {
+    const req = request as GatewayRequest;
+    if (req.done) return;
+    req.list?.remove(req);
+    this.finish(req);
+    const conn = req.conn;
+    if (!conn.open) {
+      this.counters.lateReplies.inc();
+    } else if (!req.oneway) {
+      if (outcome.status === 0) {
+        this.send(conn, Flags.RESPONSE, req.command, Status.OK, req.requestId, (outcome as { payload: Buffer }).payload);
+      } else {
+        this.sendError(conn, req.command, req.requestId, (outcome as { error: ErrorBody }).error);
+      }
+    } else if (outcome.status !== 0) {
+      this.counters.error(outcome.status);
+      conn.logger.warn({ command: req.command, status: outcome.status }, `ONEWAY failed: ${(outcome as { error: ErrorBody }).error.message}`);
+    }
+    if (req.route.ordered && conn.open) {
+      const next = conn.orderedQueue?.shift();
+      if (next !== undefined) this.dispatch([next]);
+      else conn.orderedBusy = false;
+    }
+  }
+
+  /** Release a request's in-flight slot; it is answered (or dropped) exactly once. */
+  private finish(req: GatewayRequest): void {
+    req.done = true;
+    req.conn.inFlight--;
+    if (--this.inFlight === 0 && this.draining) this.draining();
+  }
+
+  context(connectionId: number): Context | undefined {
+    return this.lookup(connectionId);
+  }
+
+  private lookup(connectionId: number): Connection | undefined {
+    const conn = this.slots[connectionId % SLOT_SPACE];
+    return conn !== undefined && conn.connectionId === connectionId ? conn : undefined;
+  }
+
+  // ---- sending ----
+
+  private send(conn: Connection, flags: number, command: number, status: number, requestId: number, payload: Uint8Array): void {
+    if (this.transport.send(conn.transportId, flags, command, status, requestId, payload)) {
+      this.counters.framesOut.inc();
+      this.counters.bytesOut.add(HEADER_SIZE + payload.length);
+    }
+  }
+
+  private sendError(conn: Connection, command: number, requestId: number, body: ErrorBody): void {
+    this.counters.error(body.code);
+    this.send(conn, Flags.RESPONSE | Flags.ERROR, command, body.code, requestId, jsonCodec.encode(body));
+  }
+
+  // ---- GatewayApi ----
+
+  get connectionCount(): number {
+    return this.byTransport.size;
+  }
+
+  push(connectionId: number, command: number, payload?: unknown): boolean {
+    const conn = this.lookup(connectionId);
+    if (conn === undefined || !conn.open) return false;
+    const bytes = this.encodePush(command, payload);
+    const before = this.counters.framesOut.value;
+    this.send(conn, Flags.PUSH, command, Status.OK, 0, bytes);
+    return this.counters.framesOut.value !== before;
+  }
+
+  broadcast(command: number, payload?: unknown, filter?: (ctx: Context) => boolean): number {
+    const bytes = this.encodePush(command, payload);
+    let n = 0;
+    for (const conn of this.byTransport.values()) {
+      if (filter !== undefined && !filter(conn)) continue;
+      if (this.transport.send(conn.transportId, Flags.PUSH, command, Status.OK, 0, bytes)) {
+        n++;
+        this.counters.framesOut.inc();
+        this.counters.bytesOut.add(HEADER_SIZE + bytes.length);
+      }
+    }
+    return n;
+  }
+
+  private encodePush(command: number, payload: unknown): Uint8Array {
+    if (!Number.isInteger(command) || command < 1 || command > 0xffff) {
+      throw diocpError('DIOCP_ERR_CLIENT_BAD_ARGUMENT', `push command must be an integer in 1..65535, got ${command}`);
+    }
+    if (payload instanceof Uint8Array) return payload;
+    if (typeof payload === 'string') return Buffer.from(payload, 'utf8');
+    const route = this.router.get(command);
+    return (route?.codec ?? jsonCodec).encode(payload);
+  }
+
+  // ---- lifecycle ----
+
+  /**
+   * Graceful shutdown: stop accepting, stop reading, answer every request already read
+   * (waiting at most `timeoutMs`; what is still running then is answered UNAVAILABLE),
+   * flush, close.
+   */
+  close(timeoutMs: number): Promise<void> {
+    return (this.closing ??= this.doClose(timeoutMs));
+  }
+
+  private async doClose(timeoutMs: number): Promise<void> {
+    await this.transport.stopAccepting();
+    this.transport.pauseReading();
+    if (this.inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.draining = resolve;
+        timer = setTimeout(resolve, timeoutMs);
+      });
+      clearTimeout(timer);
+      this.draining = null;
+    }
+    if (this.inFlight > 0) {
+      this.logger.warn({ inFlight: this.inFlight }, 'shutdown timeout: answering what is still running with UNAVAILABLE');
+      const gone = frameworkError(diocpError('DIOCP_ERR_GATEWAY_SHUTTING_DOWN'));
+      for (const conn of this.byTransport.values()) {
+        const queued = conn.orderedQueue ?? [];
+        conn.orderedQueue = null;
+        for (const req of queued) this.complete(req, gone);
+      }
+      for (const list of this.deadlines.values()) list.drain((node) => this.complete(node as GatewayRequest, gone));
+    }
+    await this.dispatcher.stop();
+    for (const list of this.deadlines.values()) list.drain(() => {});
+    await this.transport.shutdown();
+  }
+
+  stats(): GatewayStats {
+    const c = this.counters;
+    const t = this.transport.stats();
+    return {
+      connections: { now: c.connectionsNow, max: c.connectionsMax, accepted: c.accepted.value, closed: c.closed.value },
+      framesIn: c.framesIn.value,
+      framesOut: c.framesOut.value,
+      bytesIn: c.bytesIn.value,
+      bytesOut: c.bytesOut.value,
+      errors: c.errorSnapshot(),
+      inFlight: this.inFlight,
+      lateReplies: c.lateReplies.value,
+      closedIdle: t.closedIdle,
+      closedSlow: t.closedSlow,
+      rejectedConnections: t.rejected,
+    };
+  }
+}

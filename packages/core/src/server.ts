@@ -1,0 +1,142 @@
+import type { DependencyContainer } from 'tsyringe';
+import { resolveConfig, type DiocpConfig, type ResolvedConfig } from './config/options.js';
+import type { Dispatcher } from './dispatch/dispatcher.js';
+import { InlineDispatcher } from './dispatch/dispatcher-inline.js';
+import { diocpError } from './errors.js';
+import type { Context, GatewayApi } from './gateway/context.js';
+import { Gateway } from './gateway/gateway.js';
+import type { GatewayStats } from './gateway/stats.js';
+import { createLogger, type Logger } from './logger.js';
+import { Router } from './router/router.js';
+import { scanCommands, type HandlerClass } from './router/scanner.js';
+import { selectTransport } from './transport/select-transport.js';
+import type { Transport } from './transport/transport.js';
+
+export interface ServerOptions extends Omit<DiocpConfig, 'handlers'> {
+  /** The @Command classes to serve. */
+  handlers: HandlerClass[];
+  /** DI container to resolve handlers from (default: a child of tsyringe's root container). */
+  container?: DependencyContainer;
+  /** Logger (default: pino at `logLevel`). */
+  logger?: Logger;
+  /** Use this transport instead of the one `transport` names (tests, custom transports). */
+  transportInstance?: Transport;
+}
+
+/**
+ * A diocp server: transport → gateway → router → dispatcher → handlers.
+ *
+ * ```ts
+ * const server = await createServer({ handlers: [Echo], port: 7001 }).listen();
+ * ```
+ */
+export class DiocpServer {
+  readonly config: ResolvedConfig;
+  readonly logger: Logger;
+  private gatewayInstance: Gateway | null = null;
+  private transportName = '';
+  private address: { host: string; port: number } | null = null;
+  private signalHandler: (() => void) | null = null;
+
+  constructor(private readonly options: ServerOptions) {
+    const { handlers, container: _c, logger: _l, transportInstance: _t, ...rest } = options;
+    this.config = resolveConfig({ ...rest, handlers }, 'server options');
+    this.logger = options.logger ?? createLogger(this.config.logLevel);
+  }
+
+  /** Build the command table (start-up errors name the class), pick the transport, listen. */
+  async listen(): Promise<{ host: string; port: number; transport: string; dispatch: string }> {
+    if (this.gatewayInstance) throw diocpError('DIOCP_ERR_CLI_USAGE', 'server is already listening');
+    const cfg = this.config;
+    const routes = scanCommands(this.options.handlers, {
+      container: this.options.container,
+      defaultTimeoutMs: cfg.defaultTimeoutMs,
+    });
+    const router = new Router(routes);
+    const transportOptions = {
+      host: cfg.host,
+      port: cfg.port,
+      maxFrameSize: cfg.maxFrameSize,
+      maxConnections: cfg.maxConnections,
+      idleTimeoutMs: cfg.idleTimeoutMs,
+      maxSendQueueBytes: cfg.maxSendQueueBytes,
+    };
+    let transport = this.options.transportInstance;
+    if (transport === undefined) {
+      const selected = await selectTransport(cfg.transport, transportOptions);
+      transport = selected.transport;
+      if (selected.fallbackReason) this.logger.info(`native transport not used (${selected.fallbackReason}); using node:net`);
+    }
+    const dispatcher: Dispatcher = new InlineDispatcher();
+    const gateway = new Gateway(
+      { maxInFlightPerConnection: cfg.maxInFlightPerConnection, maxInFlight: cfg.maxInFlight, debug: cfg.debug, logger: this.logger },
+      router,
+      dispatcher,
+      transport,
+    );
+    await dispatcher.start(gateway);
+    const addr = await transport.listen(gateway);
+    this.gatewayInstance = gateway;
+    this.transportName = transport.name;
+    this.address = addr;
+    return { ...addr, transport: transport.name, dispatch: dispatcher.mode };
+  }
+
+  /** Where the server listens (after `listen`). */
+  get port(): number {
+    return this.address?.port ?? 0;
+  }
+
+  get transport(): string {
+    return this.transportName;
+  }
+
+  /** push / broadcast from outside a handler. */
+  get gateway(): GatewayApi {
+    if (!this.gatewayInstance) throw diocpError('DIOCP_ERR_CLI_USAGE', 'server is not listening yet');
+    return this.gatewayInstance;
+  }
+
+  context(connectionId: number): Context | undefined {
+    return this.gatewayInstance?.context(connectionId);
+  }
+
+  stats(): GatewayStats {
+    if (!this.gatewayInstance) throw diocpError('DIOCP_ERR_CLI_USAGE', 'server is not listening yet');
+    return this.gatewayInstance.stats();
+  }
+
+  /** Graceful shutdown (see Gateway.close). Safe to call more than once. */
+  async close(): Promise<void> {
+    if (this.signalHandler) {
+      process.off('SIGINT', this.signalHandler);
+      process.off('SIGTERM', this.signalHandler);
+      this.signalHandler = null;
+    }
+    await this.gatewayInstance?.close(this.config.shutdownTimeoutMs);
+  }
+
+  /** Close gracefully on SIGINT/SIGTERM, then call `onClosed` (the CLI exits there). */
+  closeOnSignals(onClosed: (signal: string) => void): void {
+    let signalled = false;
+    const handler = (signal?: NodeJS.Signals) => {
+      if (signalled) return;
+      signalled = true;
+      this.logger.info({ signal }, 'shutting down: no new connections, answering requests already read');
+      this.close().then(
+        () => onClosed(signal ?? 'SIGTERM'),
+        (err: unknown) => {
+          this.logger.error({ err }, 'shutdown failed');
+          onClosed(signal ?? 'SIGTERM');
+        },
+      );
+    };
+    this.signalHandler = handler as () => void;
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  }
+}
+
+export function createServer(options: ServerOptions): DiocpServer {
+  return new DiocpServer(options);
+}

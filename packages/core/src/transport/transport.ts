@@ -1,0 +1,81 @@
+import type { Frame } from '../codec/frame.js';
+import type { ProtocolError } from '../errors.js';
+
+/**
+ * The contract between diocp and a communication layer (node:net here, native-iocp later).
+ * A transport only moves bytes and frames: it reassembles frames, enforces the frame-size
+ * limit, coalesces sends, bounds each connection's send queue and closes idle connections.
+ * Both implementations pass test/transport/conformance.ts.
+ */
+export interface Transport {
+  /** `net` or `native`, printed at start-up. */
+  readonly name: string;
+  /** Start listening; resolves with the address actually bound (port 0 picks a free port). */
+  listen(events: TransportEvents): Promise<{ host: string; port: number }>;
+  /**
+   * Queue one frame for a connection. Frames queued in one tick go out in one write.
+   * Returns false when the connection is gone (the frame is dropped).
+   * The payload is copied before `send` returns.
+   */
+  send(conn: number, flags: number, command: number, status: number, requestId: number, payload: Uint8Array): boolean;
+  /** Flush what is queued for `conn`, then close it. */
+  close(conn: number): void;
+  /** Stop accepting new connections; existing ones stay open. */
+  stopAccepting(): Promise<void>;
+  /** Stop reading from every connection (graceful shutdown: nothing new is read). */
+  pauseReading(): void;
+  /** Flush every queue, close every connection and release the listener. */
+  shutdown(): Promise<void>;
+  stats(): TransportStats;
+}
+
+export interface TransportEvents {
+  onOpen(conn: number, remote: RemoteAddress): void;
+  /**
+   * Every complete frame of one read, in order: one call per read, never per frame.
+   * The array is only valid during the call; payloads stay valid afterwards (a transport
+   * never reuses memory it handed out), so async handlers may keep them.
+   */
+  onFrames(conn: number, frames: Frame[]): void;
+  /**
+   * The peer broke the protocol. Frames of the same read that preceded the bad one were
+   * delivered first. The transport has stopped reading from `conn`; the receiver answers
+   * with an error frame and calls `close(conn)`.
+   */
+  onProtocolError(conn: number, error: ProtocolError): void;
+  onClose(conn: number, reason: CloseReason): void;
+}
+
+export interface RemoteAddress {
+  address: string;
+  port: number;
+}
+
+/**
+ * Why a connection ended: `peer` closed it, it was `idle` too long, it was too `slow` to take
+ * its responses (send queue over the bound), the server `closed` it, or a socket `error`.
+ */
+export type CloseReason = 'peer' | 'idle' | 'slow' | 'closed' | 'error';
+
+export interface TransportOptions {
+  host: string;
+  port: number;
+  /** Largest payload accepted, checked from the header. */
+  maxFrameSize: number;
+  /** Connections over this number are closed right after accept. */
+  maxConnections: number;
+  /** A connection that sends nothing for this long is closed; 0 disables. */
+  idleTimeoutMs: number;
+  /** Bytes a connection may have waiting to be sent; over it the connection is closed as `slow`. */
+  maxSendQueueBytes: number;
+}
+
+export interface TransportStats {
+  connections: number;
+  accepted: number;
+  rejected: number;
+  closedIdle: number;
+  closedSlow: number;
+  bytesIn: number;
+  bytesOut: number;
+}

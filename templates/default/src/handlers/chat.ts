@@ -1,0 +1,21 @@
+import { Command, type Context } from '@diocp/core';
+
+export interface ChatMessage {
+  from: string;
+  text: string;
+}
+
+/**
+ * 0x03 (JSON): `{"text":"hi"}` → PUSH `{"from":"alice","text":"hi"}` on command 0x03 to every
+ * other connection; the sender gets `{"delivered": <count>}`.
+ */
+@Command(0x03, { codec: 'json' })
+export class Chat {
+  handle(req: { text?: unknown }, ctx: Context): { delivered: number } {
+    const text = typeof req?.text === 'string' ? req.text : '';
+    const from = (ctx.session.get('user') as string | undefined) ?? `guest-${ctx.connectionId}`;
+    const message: ChatMessage = { from, text };
+    const delivered = ctx.gateway.broadcast(0x03, message, (other) => other.connectionId !== ctx.connectionId);
+    return { delivered };
+  }
+}
