@@ -21,6 +21,8 @@ export interface ServerOptions extends Omit<DiocpConfig, 'handlers'> {
   logger?: Logger;
   /** Use this transport instead of the one `transport` names (tests, custom transports). */
   transportInstance?: Transport;
+  /** Use this dispatcher instead of the one `dispatch` names (conformance tests, custom modes). */
+  dispatcherInstance?: Dispatcher;
 }
 
 /**
@@ -39,7 +41,7 @@ export class DiocpServer {
   private signalHandler: (() => void) | null = null;
 
   constructor(private readonly options: ServerOptions) {
-    const { handlers, container: _c, logger: _l, transportInstance: _t, ...rest } = options;
+    const { handlers, container: _c, logger: _l, transportInstance: _t, dispatcherInstance: _d, ...rest } = options;
     this.config = resolveConfig({ ...rest, handlers }, 'server options');
     this.logger = options.logger ?? createLogger(this.config.logLevel);
   }
@@ -67,7 +69,7 @@ export class DiocpServer {
       transport = selected.transport;
       if (selected.fallbackReason) this.logger.info(`native transport not used (${selected.fallbackReason}); using node:net`);
     }
-    const dispatcher: Dispatcher = new InlineDispatcher();
+    const dispatcher: Dispatcher = this.options.dispatcherInstance ?? new InlineDispatcher();
     const gateway = new Gateway(
       { maxInFlightPerConnection: cfg.maxInFlightPerConnection, maxInFlight: cfg.maxInFlight, debug: cfg.debug, logger: this.logger },
       router,

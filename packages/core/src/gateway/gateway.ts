@@ -166,6 +166,12 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
         this.reject(conn, f, oneway, diocpError('DIOCP_ERR_ROUTER_UNKNOWN_COMMAND', f.command));
         continue;
       }
+      if ((conn.inFlight >= perConn || this.inFlight >= perServer) && batch !== null) {
+        // Hand over what this read gathered so far: handlers that finish at once free
+        // their slots, so a long pipelined read of fast requests is not refused.
+        this.dispatch(batch);
+        batch = null;
+      }
       if (conn.inFlight >= perConn || this.inFlight >= perServer) {
         this.reject(conn, f, oneway, diocpError('DIOCP_ERR_GATEWAY_OVERLOADED', conn.inFlight >= perConn ? perConn : perServer));
         continue;

@@ -38,7 +38,7 @@ export class NetTransport implements Transport {
   private flushScheduled = false;
   private idleTimer: NodeJS.Timeout | null = null;
   private readingPaused = false;
-  private readonly counters = { accepted: 0, rejected: 0, closedIdle: 0, closedSlow: 0, bytesIn: 0, bytesOut: 0 };
+  private readonly counters = { accepted: 0, rejected: 0, closedIdle: 0, closedSlow: 0, bytesIn: 0, bytesOut: 0, writes: 0 };
 
   constructor(private readonly options: TransportOptions) {}
 
@@ -161,6 +161,7 @@ export class NetTransport implements Transport {
       conn.out = Buffer.allocUnsafe(OUT_INITIAL);
     }
     this.counters.bytesOut += len;
+    this.counters.writes++;
     conn.socket.write(chunk);
   }
 

@@ -78,4 +78,6 @@ export interface TransportStats {
   closedSlow: number;
   bytesIn: number;
   bytesOut: number;
+  /** Socket writes issued: with coalescing, far fewer than frames sent. */
+  writes: number;
 }

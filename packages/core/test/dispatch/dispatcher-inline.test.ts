@@ -1,0 +1,4 @@
+import { InlineDispatcher } from '../../src/index.js';
+import { dispatcherConformance } from './conformance.js';
+
+dispatcherConformance('inline', () => new InlineDispatcher());
