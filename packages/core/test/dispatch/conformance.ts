@@ -4,7 +4,6 @@
  * Call `dispatcherConformance('mode', () => new XDispatcher(...))` from a .test.ts file.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { container } from 'tsyringe';
 import { connect, RemoteError, Status, type Client, type DiocpServer, type Dispatcher } from '../../src/index.js';
 import { fixtureHandlers } from '../fixtures/handlers.js';
 import { startServer } from '../fixtures/server.js';
@@ -15,9 +14,7 @@ export function dispatcherConformance(name: string, makeDispatcher: () => Dispat
     let client: Client;
 
     beforeAll(async () => {
-      const di = container.createChildContainer();
-      di.register('greeting', { useValue: 'hello from DI' });
-      server = await startServer({ handlers: fixtureHandlers, container: di, dispatcherInstance: makeDispatcher() });
+      server = await startServer({ handlers: fixtureHandlers, dispatcherInstance: makeDispatcher() });
       client = await connect({ port: server.port });
     });
     afterAll(async () => {
