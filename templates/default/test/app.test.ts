@@ -1,0 +1,64 @@
+// The example app, started the way users start it (its diocp.config.mjs, compiled handlers)
+// and driven over TCP with the client library.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { connect, createServer, loadConfigFile, loadHandlers, RemoteError, type Client, type DiocpServer } from '@diocp/core';
+
+const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+describe('example app', () => {
+  let server: DiocpServer;
+  const clients: Client[] = [];
+  const client = async () => {
+    const c = await connect({ port: server.port });
+    clients.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    const { config } = await loadConfigFile(appDir);
+    const handlers = await loadHandlers((config as { handlers: string[] }).handlers, appDir);
+    server = createServer({ handlers, host: '127.0.0.1', port: 0, transport: 'net', logger: pino({ level: 'silent' }) });
+    await server.listen();
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await server?.close();
+  });
+
+  it('0x01 echoes raw bytes unchanged', async () => {
+    const c = await client();
+    const bytes = Buffer.from(Array.from({ length: 64 }, (_, i) => i * 3));
+    expect(await c.request(0x01, bytes)).toEqual(bytes);
+  });
+
+  it('0x02 sums numbers (JSON) and answers application error 100 for bad input', async () => {
+    const c = await client();
+    expect(await c.request(0x02, { numbers: [1, 2, 3.5] }, { codec: 'json' })).toEqual({ sum: 6.5 });
+    const err = await c.request(0x02, { numbers: 'no' }, { codec: 'json' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RemoteError);
+    expect((err as RemoteError).status).toBe(100);
+  });
+
+  it('0x04 logs in (injected UserDirectory) and 0x03 chat broadcasts to every other connection as that user', async () => {
+    const alice = await client();
+    const bob = await client();
+    const carol = await client();
+    const bad = await alice.request(0x04, { user: 'alice', password: 'nope' }, { codec: 'json' }).catch((e: RemoteError) => e);
+    expect((bad as RemoteError).status).toBe(101);
+    expect(await alice.request(0x04, { user: 'alice', password: 'wonderland' }, { codec: 'json' })).toEqual({ user: 'alice' });
+    const heard: string[] = [];
+    const own: string[] = [];
+    alice.on('push', () => own.push('alice heard herself'));
+    for (const [name, c] of [['bob', bob], ['carol', carol]] as const) {
+      c.on('push', (cmd, payload) => heard.push(`${name}:${cmd}:${payload.toString()}`));
+    }
+    const reply = await alice.request<{ delivered: number }>(0x03, { text: 'hi all' }, { codec: 'json' });
+    expect(reply.delivered).toBeGreaterThanOrEqual(2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(heard.sort()).toEqual(['bob:3:{"from":"alice","text":"hi all"}', 'carol:3:{"from":"alice","text":"hi all"}']);
+    expect(own).toEqual([]);
+  });
+});
