@@ -56,7 +56,7 @@ export const errorDefs = {
   },
   DIOCP_ERR_GATEWAY_OVERLOADED: {
     status: Status.OVERLOADED,
-    message: (limit: number) => `too many requests in flight on this connection (limit ${limit}); retry later`,
+    message: (scope: string, limit: number) => `too many requests in flight ${scope} (limit ${limit}); retry later`,
   },
   DIOCP_ERR_GATEWAY_SHUTTING_DOWN: {
     status: Status.UNAVAILABLE,

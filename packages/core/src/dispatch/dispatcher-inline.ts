@@ -18,7 +18,8 @@ export class InlineDispatcher implements Dispatcher {
       const req = batch[i]!;
       const ctx = host.context(req.connectionId);
       if (ctx === undefined) {
-        host.complete(req, frameworkError(diocpError('DIOCP_ERR_CLIENT_CLOSED', 'connection closed before dispatch')));
+        // The connection closed while the request waited (an ordered queue): nobody to answer.
+        host.complete(req, frameworkError(diocpError('DIOCP_ERR_DISPATCH_UNAVAILABLE', 'the connection closed before dispatch')));
         continue;
       }
       const outcome = runHandler(req.route, req.payload, ctx, host.debug);

@@ -1,4 +1,4 @@
-import { DiocpError, ApplicationError, diocpError } from '../errors.js';
+import { DiocpError, ApplicationError } from '../errors.js';
 import { Status } from '../protocol/constants.js';
 
 /** JSON body of an ERROR frame (PROTOCOL.md): `{ code, message, ... }`. */
@@ -41,5 +41,3 @@ export function errorOutcome(err: unknown, debug: boolean): Outcome {
 export function frameworkError(err: DiocpError): Outcome {
   return { status: err.status ?? Status.HANDLER_ERROR, error: { code: err.status ?? Status.HANDLER_ERROR, message: err.message, error: err.code } };
 }
-
-export { diocpError };

@@ -173,7 +173,8 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
         batch = null;
       }
       if (conn.inFlight >= perConn || this.inFlight >= perServer) {
-        this.reject(conn, f, oneway, diocpError('DIOCP_ERR_GATEWAY_OVERLOADED', conn.inFlight >= perConn ? perConn : perServer));
+        const full = conn.inFlight >= perConn;
+        this.reject(conn, f, oneway, diocpError('DIOCP_ERR_GATEWAY_OVERLOADED', full ? 'on this connection' : 'on this server', full ? perConn : perServer));
         continue;
       }
       const req = new GatewayRequest(conn, f.command, f.requestId, oneway, f.payload, route);
@@ -267,11 +268,11 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
 
   // ---- sending ----
 
-  private send(conn: Connection, flags: number, command: number, status: number, requestId: number, payload: Uint8Array): void {
-    if (this.transport.send(conn.transportId, flags, command, status, requestId, payload)) {
-      this.counters.framesOut.inc();
-      this.counters.bytesOut.add(HEADER_SIZE + payload.length);
-    }
+  private send(conn: Connection, flags: number, command: number, status: number, requestId: number, payload: Uint8Array): boolean {
+    if (!this.transport.send(conn.transportId, flags, command, status, requestId, payload)) return false;
+    this.counters.framesOut.inc();
+    this.counters.bytesOut.add(HEADER_SIZE + payload.length);
+    return true;
   }
 
   private sendError(conn: Connection, command: number, requestId: number, body: ErrorBody): void {
@@ -288,10 +289,7 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
   push(connectionId: number, command: number, payload?: unknown): boolean {
     const conn = this.lookup(connectionId);
     if (conn === undefined || !conn.open) return false;
-    const bytes = this.encodePush(command, payload);
-    const before = this.counters.framesOut.value;
-    this.send(conn, Flags.PUSH, command, Status.OK, 0, bytes);
-    return this.counters.framesOut.value !== before;
+    return this.send(conn, Flags.PUSH, command, Status.OK, 0, this.encodePush(command, payload));
   }
 
   broadcast(command: number, payload?: unknown, filter?: (ctx: Context) => boolean): number {
@@ -299,11 +297,7 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
     let n = 0;
     for (const conn of this.byTransport.values()) {
       if (filter !== undefined && !filter(conn)) continue;
-      if (this.transport.send(conn.transportId, Flags.PUSH, command, Status.OK, 0, bytes)) {
-        n++;
-        this.counters.framesOut.inc();
-        this.counters.bytesOut.add(HEADER_SIZE + bytes.length);
-      }
+      if (this.send(conn, Flags.PUSH, command, Status.OK, 0, bytes)) n++;
     }
     return n;
   }

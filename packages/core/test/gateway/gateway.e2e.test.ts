@@ -177,6 +177,20 @@ describe('gateway over TCP', () => {
     expect((await p.waitFrames(6))[5]).toMatchObject({ requestId: 6, status: 0 });
   });
 
+  it('answers OVERLOADED past the server-wide in-flight limit', async () => {
+    await boot({ maxInFlight: 2 });
+    const a = await peer();
+    const b = await peer();
+    const slow = (id: number) => encodeFrame(0, 0x14, 0, id, Buffer.from(JSON.stringify({ ms: 50 })));
+    a.write(Buffer.concat([slow(1), slow(2)]));
+    await eventually(() => server!.stats().inFlight === 2, 2000, 'two in flight');
+    b.write(slow(3));
+    const [f] = await b.waitFrames(1);
+    expect(f).toMatchObject({ status: Status.OVERLOADED, requestId: 3 });
+    expect(errorBody(f!).message).toMatch(/on this server \(limit 2\)/);
+    expect((await a.waitFrames(2)).every((x) => x.status === 0)).toBe(true);
+  });
+
   it('pushes to one connection and broadcasts to the others', async () => {
     const s = await boot();
     const a = await connect({ port: s.port });
