@@ -122,7 +122,12 @@ export class DiocpServer {
   closeOnSignals(onClosed: (signal: string) => void): void {
     let signalled = false;
     const handler = (signal?: NodeJS.Signals) => {
-      if (signalled) return;
+      if (signalled) {
+        // A second Ctrl-C means "now": skip waiting for running requests.
+        this.logger.warn({ signal }, 'second signal: exiting without waiting');
+        onClosed(signal ?? 'SIGTERM');
+        return;
+      }
       signalled = true;
       this.logger.info({ signal }, 'shutting down: no new connections, answering requests already read');
       this.close().then(
