@@ -110,9 +110,10 @@ export function resolveConfig(input: unknown, source = 'config'): ResolvedConfig
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw diocpError('DIOCP_ERR_CONFIG_INVALID', source, `must be an object, got ${show(input)}`);
   }
-  const out: Record<string, unknown> = { ...defaults };
+  const out: Record<string, unknown> = { ...defaults, handlers: [...defaults.handlers] };
   for (const [key, value] of Object.entries(input)) {
-    const check = (checks as Record<string, Check>)[key];
+    // Own keys only: "toString" or "__proto__" must not find Object.prototype's members.
+    const check = Object.hasOwn(checks, key) ? (checks as Record<string, Check>)[key] : undefined;
     if (check === undefined) {
       const near = closest(key, configKeys);
       throw diocpError('DIOCP_ERR_CONFIG_UNKNOWN_KEY', key, `${near ? ` (did you mean "${near}"?)` : ''} in ${source}`);
@@ -120,7 +121,7 @@ export function resolveConfig(input: unknown, source = 'config'): ResolvedConfig
     if (value === undefined) continue;
     const problem = check(value);
     if (problem !== null) throw diocpError('DIOCP_ERR_CONFIG_INVALID', key, `${problem} (in ${source})`);
-    out[key] = value;
+    out[key] = Array.isArray(value) ? [...value] : value;
   }
   const cfg = out as ResolvedConfig;
   if (cfg.maxSendQueueBytes < cfg.maxFrameSize + HEADER_SIZE) {
