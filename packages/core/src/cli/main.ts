@@ -32,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
       case '-h':
       case '--help':
       case 'help':
-        process.stdout.write(usage + '\n');
+        (cmd === undefined ? process.stderr : process.stdout).write(usage + '\n');
         return cmd === undefined ? 2 : 0;
       default:
         process.stderr.write(`diocp: unknown command "${cmd}"\n\n${usage}\n`);

@@ -1,4 +1,4 @@
-import { Packr } from 'msgpackr';
+import { C1, Packr } from 'msgpackr';
 
 /**
  * How a command's payload bytes become the `request` a handler receives, and how its
@@ -35,7 +35,9 @@ export const jsonCodec: PayloadCodec = {
   },
   encode(value) {
     if (value === undefined) return EMPTY;
-    return Buffer.from(JSON.stringify(value), 'utf8');
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new TypeError(`${describe(value)} cannot be represented as JSON`);
+    return Buffer.from(text, 'utf8');
   },
 };
 
@@ -47,7 +49,10 @@ export const msgpackCodec: PayloadCodec = {
   name: 'msgpack',
   decode(payload) {
     if (payload.length === 0) return undefined;
-    return packr.unpack(payload);
+    const value: unknown = packr.unpack(payload);
+    // 0xc1 is "never used" in MessagePack; msgpackr returns a marker for it instead of failing.
+    if (value === C1) throw new TypeError('0xc1 is not a valid MessagePack value');
+    return value;
   },
   encode(value) {
     if (value === undefined) return EMPTY;

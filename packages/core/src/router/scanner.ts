@@ -27,6 +27,8 @@ export function scanCommands(classes: readonly HandlerClass[], options: ScanOpti
   const container = options.container ?? rootContainer.createChildContainer();
   const byId = new Map<number, string>();
   const routes: Route[] = [];
+  // The same class listed twice (by path and by reference, say) is one handler, not a duplicate.
+  classes = [...new Set(classes)];
   for (const cls of classes) {
     const name = cls.name || '<anonymous class>';
     const meta = getCommandMetadata(cls);
