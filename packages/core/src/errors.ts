@@ -58,6 +58,14 @@ export const errorDefs = {
     status: Status.OVERLOADED,
     message: (scope: string, limit: number) => `too many requests in flight ${scope} (limit ${limit}); retry later`,
   },
+  DIOCP_ERR_GATEWAY_RESPONSE_TOO_LARGE: {
+    status: Status.HANDLER_ERROR,
+    message: (command: number, size: number, max: number) =>
+      `response to command ${hex(command)} is ${size} bytes, over maxFrameSize ${max}`,
+  },
+  DIOCP_ERR_GATEWAY_BAD_PUSH: {
+    message: (why: string) => `cannot push: ${why}`,
+  },
   DIOCP_ERR_GATEWAY_SHUTTING_DOWN: {
     status: Status.UNAVAILABLE,
     message: () => 'the server is shutting down',
@@ -114,6 +122,9 @@ export const errorDefs = {
     message: (file: string, why: string) => `cannot load config file ${file}: ${why}`,
   },
   DIOCP_ERR_CLI_USAGE: {
+    message: (why: string) => why,
+  },
+  DIOCP_ERR_SERVER_STATE: {
     message: (why: string) => why,
   },
   // --- transport ---

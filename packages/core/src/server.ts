@@ -43,12 +43,13 @@ export class DiocpServer {
   constructor(private readonly options: ServerOptions) {
     const { handlers, container: _c, logger: _l, transportInstance: _t, dispatcherInstance: _d, ...rest } = options;
     this.config = resolveConfig({ ...rest, handlers }, 'server options');
-    this.logger = options.logger ?? createLogger(this.config.logLevel);
+    // An explicit logLevel wins; otherwise LOG_LEVEL, otherwise info.
+    this.logger = options.logger ?? createLogger(options.logLevel);
   }
 
   /** Build the command table (start-up errors name the class), pick the transport, listen. */
   async listen(): Promise<{ host: string; port: number; transport: string; dispatch: string }> {
-    if (this.gatewayInstance) throw diocpError('DIOCP_ERR_CLI_USAGE', 'server is already listening');
+    if (this.gatewayInstance) throw diocpError('DIOCP_ERR_SERVER_STATE', 'listen() was already called on this server');
     const cfg = this.config;
     const routes = scanCommands(this.options.handlers, {
       container: this.options.container,
@@ -71,7 +72,13 @@ export class DiocpServer {
     }
     const dispatcher: Dispatcher = this.options.dispatcherInstance ?? new InlineDispatcher();
     const gateway = new Gateway(
-      { maxInFlightPerConnection: cfg.maxInFlightPerConnection, maxInFlight: cfg.maxInFlight, debug: cfg.debug, logger: this.logger },
+      {
+        maxInFlightPerConnection: cfg.maxInFlightPerConnection,
+        maxInFlight: cfg.maxInFlight,
+        maxFrameSize: cfg.maxFrameSize,
+        debug: cfg.debug,
+        logger: this.logger,
+      },
       router,
       dispatcher,
       transport,
@@ -95,7 +102,7 @@ export class DiocpServer {
 
   /** push / broadcast from outside a handler. */
   get gateway(): GatewayApi {
-    if (!this.gatewayInstance) throw diocpError('DIOCP_ERR_CLI_USAGE', 'server is not listening yet');
+    if (!this.gatewayInstance) throw diocpError('DIOCP_ERR_SERVER_STATE', 'the server is not listening yet: await server.listen() first');
     return this.gatewayInstance;
   }
 
@@ -104,7 +111,7 @@ export class DiocpServer {
   }
 
   stats(): GatewayStats {
-    if (!this.gatewayInstance) throw diocpError('DIOCP_ERR_CLI_USAGE', 'server is not listening yet');
+    if (!this.gatewayInstance) throw diocpError('DIOCP_ERR_SERVER_STATE', 'the server is not listening yet: await server.listen() first');
     return this.gatewayInstance.stats();
   }
 
@@ -115,6 +122,10 @@ export class DiocpServer {
       process.off('SIGTERM', this.signalHandler);
       this.signalHandler = null;
     }
+    await this.shutdown();
+  }
+
+  private async shutdown(): Promise<void> {
     await this.gatewayInstance?.close(this.config.shutdownTimeoutMs);
   }
 
@@ -130,8 +141,16 @@ export class DiocpServer {
       }
       signalled = true;
       this.logger.info({ signal }, 'shutting down: no new connections, answering requests already read');
-      this.close().then(
-        () => onClosed(signal ?? 'SIGTERM'),
+      // Not close(): the handlers stay registered so that a second signal is ours too.
+      this.shutdown().then(
+        () => {
+          if (this.signalHandler) {
+            process.off('SIGINT', this.signalHandler);
+            process.off('SIGTERM', this.signalHandler);
+            this.signalHandler = null;
+          }
+          onClosed(signal ?? 'SIGTERM');
+        },
         (err: unknown) => {
           this.logger.error({ err }, 'shutdown failed');
           onClosed(signal ?? 'SIGTERM');

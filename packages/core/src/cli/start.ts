@@ -51,16 +51,19 @@ export async function start(argv: string[]): Promise<number | null> {
   if (values['log-level'] !== undefined) flags.logLevel = values['log-level'] as string;
   if (values.debug) flags.debug = true;
   const config = resolveConfig({ ...(fileConfig as DiocpConfig), ...flags }, 'command-line flags');
-  const logger = createLogger(config.logLevel);
+  // The log level: --log-level, else the file's logLevel, else LOG_LEVEL, else info.
+  const logger = createLogger(flags.logLevel ?? (fileConfig as DiocpConfig).logLevel);
   const handlers = await loadHandlers(config.handlers, file ? path.dirname(file) : cwd);
   const { handlers: _h, ...rest } = config;
   const server = createServer({ ...rest, handlers, logger });
   const addr = await server.listen();
+  // Handlers first, then the announcement: a signal sent as soon as the line is seen is handled.
+  const stopped = new Promise<void>((resolve) => server.closeOnSignals(() => resolve()));
   logger.info(
     { host: addr.host, port: addr.port, transport: addr.transport, dispatch: addr.dispatch, commands: handlers.length, config: file },
     `diocp listening on ${addr.host}:${addr.port} (transport ${addr.transport}, dispatch ${addr.dispatch})`,
   );
-  await new Promise<void>((resolve) => server.closeOnSignals(() => resolve()));
+  await stopped;
   logger.info('diocp stopped');
   return 0;
 }

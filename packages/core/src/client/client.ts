@@ -155,7 +155,7 @@ export class Client extends EventEmitter<ClientEvents> {
       this.decoder.push(chunk, frames);
     } catch (err) {
       for (const f of frames) this.onFrame(f);
-      this.emit('error', err as ProtocolError);
+      this.report(err as ProtocolError);
       this.socket?.destroy();
       return;
     }
@@ -169,8 +169,9 @@ export class Client extends EventEmitter<ClientEvents> {
     }
     const p = this.pending.get(f.requestId);
     if (p === undefined) {
-      // A PROTOCOL_ERROR about a frame whose header could not be trusted carries request id 0.
-      if ((f.flags & Flags.ERROR) !== 0) this.emit('error', toRemoteError(f));
+      // A reply to a request that already timed out is dropped. A PROTOCOL_ERROR about a
+      // frame whose header could not be trusted carries request id 0: tell the user.
+      if ((f.flags & Flags.ERROR) !== 0 && f.requestId === 0) this.report(toRemoteError(f));
       return;
     }
     this.pending.delete(f.requestId);
@@ -184,6 +185,11 @@ export class Client extends EventEmitter<ClientEvents> {
     } catch (err) {
       p.reject(diocpError('DIOCP_ERR_CLIENT_BAD_ARGUMENT', `reply to command ${f.command} is not valid ${p.codec.name}: ${(err as Error).message}`));
     }
+  }
+
+  /** Emit 'error' only when someone listens: an unheard 'error' would crash the user's process. */
+  private report(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
   private onClose(socket: net.Socket, error: Error | null): void {

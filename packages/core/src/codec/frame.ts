@@ -1,6 +1,9 @@
 import { HEADER_SIZE, MAGIC_0, MAGIC_1, PROTOCOL_VERSION } from '../protocol/constants.js';
 
-/** One decoded frame. `payload` may be a view into the read buffer: copy it to keep it past the handler. */
+/**
+ * One decoded frame. `payload` may be a view into the chunk it was read from; the memory is
+ * never reused, so it stays valid as long as it is referenced.
+ */
 export interface Frame {
   flags: number;
   command: number;

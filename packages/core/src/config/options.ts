@@ -108,7 +108,7 @@ export const configKeys = Object.keys(checks) as (keyof DiocpConfig)[];
  */
 export function resolveConfig(input: unknown, source = 'config'): ResolvedConfig {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw diocpError('DIOCP_ERR_CONFIG_INVALID', source, `must be an object, got ${show(input)}`);
+    throw diocpError('DIOCP_ERR_CONFIG_LOAD', source, `the config must be an object, got ${show(input)}`);
   }
   const out: Record<string, unknown> = { ...defaults, handlers: [...defaults.handlers] };
   for (const [key, value] of Object.entries(input)) {

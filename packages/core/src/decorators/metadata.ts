@@ -5,7 +5,10 @@ import type { PayloadCodec, PayloadCodecName } from '../codec/payload-codecs.js'
 export interface CommandOptions {
   /** How the payload is decoded for `handle` and the result encoded: `raw` (default), `json`, `msgpack`, or your own. */
   codec?: PayloadCodecName | PayloadCodec;
-  /** Answer TIMEOUT when the handler has not finished after this many ms. 0 = the server's `defaultTimeoutMs`. */
+  /**
+   * Answer TIMEOUT when an async handler has not finished after this many ms. Left out: the
+   * server's `defaultTimeoutMs`; 0: no timeout. A synchronous handler cannot be interrupted.
+   */
   timeoutMs?: number;
   /** Requests of this command on one connection run one after another and are answered in arrival order. */
   ordered?: boolean;

@@ -32,7 +32,8 @@ export function errorOutcome(err: unknown, debug: boolean): Outcome {
     }
   } else {
     const message = err instanceof Error ? err.message : String(err);
-    body = { code: Status.HANDLER_ERROR, message, error: 'DIOCP_ERR_HANDLER_FAILED' };
+    // A framework error without a wire status of its own (a bad push, say) keeps its code.
+    body = { code: Status.HANDLER_ERROR, message, error: err instanceof DiocpError ? err.code : 'DIOCP_ERR_HANDLER_FAILED' };
   }
   if (debug && err instanceof Error && err.stack) body.stack = err.stack;
   return { status: body.code, error: body };

@@ -17,6 +17,8 @@ export interface GatewayOptions {
   maxInFlightPerConnection: number;
   /** Requests the whole server may have in flight; past it: OVERLOADED. */
   maxInFlight: number;
+  /** Largest payload the gateway sends; a bigger response is answered HANDLER_ERROR instead. */
+  maxFrameSize: number;
   /** Put stack traces in HANDLER_ERROR frames. */
   debug: boolean;
   logger: Logger;
@@ -234,8 +236,12 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
     if (!conn.open) {
       this.counters.lateReplies.inc();
     } else if (!req.oneway) {
-      if (outcome.status === 0) {
-        this.send(conn, Flags.RESPONSE, req.command, Status.OK, req.requestId, (outcome as { payload: Buffer }).payload);
+      const payload = outcome.status === 0 ? (outcome as { payload: Buffer }).payload : null;
+      if (payload !== null && payload.length <= this.options.maxFrameSize) {
+        this.send(conn, Flags.RESPONSE, req.command, Status.OK, req.requestId, payload);
+      } else if (payload !== null) {
+        const err = diocpError('DIOCP_ERR_GATEWAY_RESPONSE_TOO_LARGE', req.command, payload.length, this.options.maxFrameSize);
+        this.sendError(conn, req.command, req.requestId, { code: err.status!, message: err.message, error: err.code });
       } else {
         this.sendError(conn, req.command, req.requestId, (outcome as { error: ErrorBody }).error);
       }
@@ -287,9 +293,10 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
   }
 
   push(connectionId: number, command: number, payload?: unknown): boolean {
+    const bytes = this.encodePush(command, payload);
     const conn = this.lookup(connectionId);
     if (conn === undefined || !conn.open) return false;
-    return this.send(conn, Flags.PUSH, command, Status.OK, 0, this.encodePush(command, payload));
+    return this.send(conn, Flags.PUSH, command, Status.OK, 0, bytes);
   }
 
   broadcast(command: number, payload?: unknown, filter?: (ctx: Context) => boolean): number {
@@ -304,12 +311,23 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
 
   private encodePush(command: number, payload: unknown): Uint8Array {
     if (!Number.isInteger(command) || command < 1 || command > 0xffff) {
-      throw diocpError('DIOCP_ERR_CLIENT_BAD_ARGUMENT', `push command must be an integer in 1..65535, got ${command}`);
+      throw diocpError('DIOCP_ERR_GATEWAY_BAD_PUSH', `the command must be an integer in 1..65535, got ${command}`);
     }
-    if (payload instanceof Uint8Array) return payload;
-    if (typeof payload === 'string') return Buffer.from(payload, 'utf8');
-    const route = this.router.get(command);
-    return (route?.codec ?? jsonCodec).encode(payload);
+    let bytes: Uint8Array;
+    if (payload instanceof Uint8Array) bytes = payload;
+    else if (typeof payload === 'string') bytes = Buffer.from(payload, 'utf8');
+    else {
+      const codec = this.router.get(command)?.codec ?? jsonCodec;
+      try {
+        bytes = codec.encode(payload);
+      } catch (err) {
+        throw diocpError('DIOCP_ERR_GATEWAY_BAD_PUSH', `the payload cannot be encoded as ${codec.name}: ${(err as Error).message}`);
+      }
+    }
+    if (bytes.length > this.options.maxFrameSize) {
+      throw diocpError('DIOCP_ERR_GATEWAY_BAD_PUSH', `${bytes.length} bytes is over maxFrameSize ${this.options.maxFrameSize}`);
+    }
+    return bytes;
   }
 
   // ---- lifecycle ----

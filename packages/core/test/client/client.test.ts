@@ -55,6 +55,20 @@ describe('client', () => {
     }
   });
 
+  it('drops a late error reply to a timed-out request without an error listener crashing the process', async () => {
+    const s = await boot();
+    const c = await connect({ port: s.port });
+    try {
+      // The server answers TIMEOUT after 100 ms, long after the client gave up at 20 ms.
+      expect(await codeOf(c.request(0x14, { ms: 150 }, { codec: 'json', timeoutMs: 20 }))).toBe('DIOCP_ERR_CLIENT_TIMEOUT');
+      await eventually(() => (s.stats().errors.TIMEOUT ?? 0n) === 1n, 2000, 'server TIMEOUT sent');
+      await new Promise((r) => setTimeout(r, 20));
+      expect((await c.request(0x01, 'alive')).toString()).toBe('alive');
+    } finally {
+      await c.close();
+    }
+  });
+
   it('raises server errors as RemoteError with the status', async () => {
     const s = await boot();
     const c = await connect({ port: s.port });

@@ -143,11 +143,12 @@ describe('resolveConfig: invalid values name the key', () => {
   });
 
   for (const input of [null, undefined, 42, 'port=1', [], [1, 2], true]) {
-    it(`a config that is not an object (${JSON.stringify(input) ?? 'undefined'}) → DIOCP_ERR_CONFIG_INVALID naming the source`, () => {
+    it(`a config that is not an object (${JSON.stringify(input) ?? 'undefined'}) → DIOCP_ERR_CONFIG_LOAD naming the source`, () => {
       const err = thrown(() => resolveConfig(input, 'my.config'));
       expect(err).toBeInstanceOf(DiocpError);
-      expect(err.code).toBe('DIOCP_ERR_CONFIG_INVALID');
+      expect(err.code).toBe('DIOCP_ERR_CONFIG_LOAD');
       expect(err.message).toContain('my.config');
+      expect(err.message).toContain('the config must be an object');
     });
   }
 });

@@ -191,6 +191,32 @@ describe('gateway over TCP', () => {
     expect((await a.waitFrames(2)).every((x) => x.status === 0)).toBe(true);
   });
 
+  it('answers HANDLER_ERROR instead of a response over maxFrameSize, and keeps the connection', async () => {
+    await boot({ maxFrameSize: 1000 });
+    const p = await peer();
+    const big = Buffer.alloc(1000, 1);
+    p.request(0x01, 1, big); // exactly the limit: fine
+    p.request(0x19, 2, big); // "pushed:" + 1000 bytes is over it, and so is nothing else
+    const got = await p.waitFrames(2);
+    expect(got[0]).toMatchObject({ requestId: 1, status: 0 });
+    expect(got[0]!.payload.length).toBe(1000);
+    expect(got[1]).toMatchObject({ requestId: 2, status: Status.HANDLER_ERROR });
+    expect(errorBody(got[1]!)).toMatchObject({ error: 'DIOCP_ERR_GATEWAY_BAD_PUSH' });
+    expect(errorBody(got[1]!).message).toMatch(/1007 bytes is over maxFrameSize 1000/);
+    p.request(0x1e, 3, JSON.stringify({ text: 'abc', times: 400 }));
+    const [, , tooBig] = await p.waitFrames(3);
+    expect(tooBig).toMatchObject({ requestId: 3, status: Status.HANDLER_ERROR });
+    expect(errorBody(tooBig!)).toMatchObject({ error: 'DIOCP_ERR_GATEWAY_RESPONSE_TOO_LARGE' });
+    expect(p.closed).toBe(false);
+  });
+
+  it('refuses a push with a bad command with DIOCP_ERR_GATEWAY_BAD_PUSH', async () => {
+    const s = await boot();
+    expect(() => s.gateway.push(1, 0x10000, 'x')).toThrow(expect.objectContaining({ code: 'DIOCP_ERR_GATEWAY_BAD_PUSH' }));
+    expect(() => s.gateway.broadcast(0, 'x')).toThrow(/cannot push: the command must be an integer/);
+    expect(s.gateway.push(123456, 1, 'nobody')).toBe(false);
+  });
+
   it('pushes to one connection and broadcasts to the others', async () => {
     const s = await boot();
     const a = await connect({ port: s.port });
