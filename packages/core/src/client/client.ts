@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { FrameDecoder } from '../codec/decoder.js';
 import { encodeFrame, type Frame } from '../codec/frame.js';
-import { payloadCodecs, type PayloadCodec, type PayloadCodecName } from '../codec/payload-codecs.js';
+import { findPayloadCodec, payloadCodecs, type PayloadCodec, type PayloadCodecName } from '../codec/payload-codecs.js';
 import { diocpError, DiocpError, ProtocolError, RemoteError } from '../errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, Flags, PING_COMMAND, statusName } from '../protocol/constants.js';
 
@@ -250,12 +250,13 @@ export class Client extends EventEmitter<ClientEvents> {
    * DiocpError DIOCP_ERR_CLIENT_TIMEOUT / DIOCP_ERR_CLIENT_CLOSED.
    */
   request<T = Buffer>(command: number, payload?: unknown, options: RequestOptions = {}): Promise<T> {
-    const codec = pickCodec(options.codec);
     const timeoutMs = options.timeoutMs ?? this.opts.timeoutMs;
     return new Promise<T>((resolve, reject) => {
       let frame: Buffer;
       let id: number;
+      let codec: PayloadCodec;
       try {
+        codec = pickCodec(options.codec);
         checkCommand(command, true);
         id = this.allocateId();
         frame = encodeFrame(Flags.NONE, command, 0, id, encodePayload(codec, payload));
@@ -353,13 +354,9 @@ export function connect(options: ClientOptions): Promise<Client> {
 }
 
 function pickCodec(codec: RequestOptions['codec']): PayloadCodec {
-  if (codec === undefined) return payloadCodecs.raw;
-  if (typeof codec === 'string') {
-    const c = (payloadCodecs as Record<string, PayloadCodec>)[codec];
-    if (c === undefined) throw diocpError('DIOCP_ERR_CLIENT_BAD_ARGUMENT', `unknown codec "${codec}" (use raw, json or msgpack)`);
-    return c;
-  }
-  return codec;
+  const found = findPayloadCodec(codec);
+  if (typeof found === 'string') throw diocpError('DIOCP_ERR_CLIENT_BAD_ARGUMENT', `codec ${found}`);
+  return found;
 }
 
 function encodePayload(codec: PayloadCodec, payload: unknown): Buffer {

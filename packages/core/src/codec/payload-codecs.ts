@@ -63,6 +63,21 @@ export const msgpackCodec: PayloadCodec = {
 export const payloadCodecs = { raw: rawCodec, json: jsonCodec, msgpack: msgpackCodec } as const;
 export type PayloadCodecName = keyof typeof payloadCodecs;
 
+/**
+ * A codec by name or as given (`raw` when undefined). Returns a string saying what is wrong
+ * instead of throwing, so each caller raises its own coded error.
+ */
+export function findPayloadCodec(codec: PayloadCodecName | PayloadCodec | undefined): PayloadCodec | string {
+  if (codec === undefined) return rawCodec;
+  if (typeof codec === 'string') {
+    return Object.hasOwn(payloadCodecs, codec) ? payloadCodecs[codec] : `"${codec}" is unknown (use raw, json, msgpack or a { name, encode, decode } object)`;
+  }
+  if (typeof codec === 'object' && codec !== null && typeof codec.encode === 'function' && typeof codec.decode === 'function') {
+    return codec;
+  }
+  return 'must be a codec name or an object with encode and decode';
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
-import { payloadCodecs, type PayloadCodec } from '../codec/payload-codecs.js';
+import { findPayloadCodec, type PayloadCodec } from '../codec/payload-codecs.js';
 import type { CommandHandler } from '../decorators/command.js';
 import { getCommandMetadata, type CommandOptions } from '../decorators/metadata.js';
 import { diocpError } from '../errors.js';
@@ -72,18 +72,9 @@ export function scanCommands(classes: readonly HandlerClass[], options: ScanOpti
 }
 
 function resolveCodec(codec: CommandOptions['codec'], cls: string): PayloadCodec {
-  if (codec === undefined) return payloadCodecs.raw;
-  if (typeof codec === 'string') {
-    const found = (payloadCodecs as Record<string, PayloadCodec>)[codec];
-    if (found === undefined) {
-      throw diocpError('DIOCP_ERR_COMMAND_BAD_OPTION', cls, 'codec', `"${codec}" is unknown (use raw, json, msgpack or a { name, encode, decode } object)`);
-    }
-    return found;
-  }
-  if (typeof codec === 'object' && codec !== null && typeof codec.encode === 'function' && typeof codec.decode === 'function') {
-    return codec;
-  }
-  throw diocpError('DIOCP_ERR_COMMAND_BAD_OPTION', cls, 'codec', 'must be a codec name or an object with encode and decode');
+  const found = findPayloadCodec(codec);
+  if (typeof found === 'string') throw diocpError('DIOCP_ERR_COMMAND_BAD_OPTION', cls, 'codec', found);
+  return found;
 }
 
 /** Every exported class of the given modules that carries @Command. */

@@ -90,6 +90,7 @@ describe('client', () => {
       expect(await codeOf(c.request(0))).toBe('DIOCP_ERR_CLIENT_BAD_ARGUMENT');
       expect(await codeOf(c.request(0xff00))).toBe('DIOCP_ERR_CLIENT_BAD_ARGUMENT');
       expect(await codeOf(c.request(1, { not: 'raw' }))).toBe('DIOCP_ERR_CLIENT_BAD_ARGUMENT');
+      expect(await codeOf(c.request(1, 'x', { codec: 'yaml' as never }))).toBe('DIOCP_ERR_CLIENT_BAD_ARGUMENT');
       expect(() => c.oneway(0x10000)).toThrow(/0x0001\.\.0xfeff/);
     } finally {
       await c.close();
