@@ -18,6 +18,7 @@ export const jobErrorDefs = {
   DIOCP_ERR_JOBS_THREAD_DIED: (name: string, why: string) => `the worker thread running job "${name}" died: ${why}`,
   DIOCP_ERR_JOBS_PROCESS_EXIT: (name: string, code: number) =>
     `job "${name}" called process.exit(${code}); a job must not end its thread (the thread keeps serving)`,
+  DIOCP_ERR_JOBS_BAD_RESULT: (name: string, why: string) => `job "${name}" returned a value that cannot be sent back to the main thread: ${why}`,
   DIOCP_ERR_JOBS_QUEUE_FULL: (limit: number) => `${limit} jobs are already queued (maxQueue); try again later`,
   DIOCP_ERR_JOBS_CLOSED: (how: string) => `the job pool is ${how}`,
   DIOCP_ERR_JOBS_DESTROYED: (id: number, name: string) => `job ${id} (${name}) was dropped: the pool was destroyed`,

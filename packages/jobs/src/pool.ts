@@ -87,7 +87,7 @@ export class JobPool {
       workerData: { cancel } satisfies WorkerData,
     });
     // A thread that dies between tasks must not take the process down.
-    this.piscina.on('error', (err: Error) => this.report(null, jobError('DIOCP_ERR_JOBS_THREAD_DIED', '(none)', err.message)));
+    this.piscina.on('error', (err: unknown) => this.report(null, jobError('DIOCP_ERR_JOBS_THREAD_DIED', '(none)', describeError(err))));
   }
 
   // ---------------------------------------------------------------- posting
@@ -515,7 +515,10 @@ export class JobPool {
     this.tasksInFlight--;
     if (long) this.longInFlight--;
     const requeue: Job[] = [];
-    const clone = (err as { name?: string }).name === 'DataCloneError';
+    // A DataCloneError before any job started: the batch never left (data that cannot cross).
+    let anyStarted = false;
+    for (let i = 0; i < batch.length; i++) if (Atomics.load(status, i) !== RunState.Queued) anyStarted = true;
+    const clone = !anyStarted && (err as { name?: string } | null)?.name === 'DataCloneError';
     for (let i = 0; i < batch.length; i++) {
       const j = batch[i]!;
       this.running.delete(j);
@@ -528,6 +531,8 @@ export class JobPool {
         // The batch never left: find the job whose data cannot cross to a thread.
         try {
           structuredClone(j.data);
+          // Its data is fine; a batch that keeps failing to leave must not loop forever.
+          if (++j.retries > 2) throw new Error(`${describeError(err)} (the batch failed to leave ${j.retries} times)`);
           requeue.push(j);
         } catch (e) {
           this.finishRun(j, jobError('DIOCP_ERR_JOBS_BAD_ARGUMENT', `job "${j.name}": its data cannot be sent to a worker thread: ${(e as Error).message}`), undefined);
@@ -538,7 +543,7 @@ export class JobPool {
       if (st === RunState.Started || (st === RunState.Finished && j.retries >= 1)) {
         this.completed++;
         this.stat.record(j.name, 0, false);
-        this.finishRun(j, jobError('DIOCP_ERR_JOBS_THREAD_DIED', j.name, `${(err as { code?: string }).code ?? err.name}: ${err.message}`), undefined);
+        this.finishRun(j, jobError('DIOCP_ERR_JOBS_THREAD_DIED', j.name, describeError(err)), undefined);
       } else {
         // Never started: it runs on another thread. Finished but its result died with the
         // thread: it runs again, once (documented: at-least-once after a thread crash).
@@ -683,6 +688,14 @@ export class JobPool {
     }
     return v;
   }
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code}: ${err.message}` : `${err.name}: ${err.message}`;
+  }
+  return String(err);
 }
 
 function toError(e: unknown): Error {

@@ -10,15 +10,29 @@ const cancel = new Int32Array((workerData as WorkerData).cancel);
 const isCancelled = (id: number) => Atomics.load(cancel, id % CANCEL_SLOTS) === (id | 0);
 const jobs = new Map<string, JobFunction<unknown, unknown> | Promise<JobFunction<unknown, unknown>>>();
 
-/** A job calling process.exit() must not take the thread (and its batch) with it. */
+/**
+ * A job calling process.exit() must not take the thread (and its batch) with it. Only calls
+ * made from a job's synchronous code are caught: Node itself calls process.exit to end a
+ * thread after an uncaught exception, and that must keep working.
+ */
 class ExitCalled extends Error {
   constructor(readonly exitCode: number) {
     super('process.exit called');
   }
 }
+let inJob = false;
+const realExit = process.exit.bind(process);
 process.exit = ((code?: number | string | null) => {
-  throw new ExitCalled(Number(code ?? 0));
+  if (inJob) throw new ExitCalled(Number(code ?? 0));
+  return realExit(code as number);
 }) as typeof process.exit;
+
+/** Throws when `value` cannot cross back to the main thread, before piscina would fail on it. */
+function checkTransferable(value: unknown): void {
+  const t = typeof value;
+  if (t === 'function' || t === 'symbol') throw new TypeError(`a ${t} cannot be sent back to the main thread`);
+  if (t === 'object' && value !== null) structuredClone(value);
+}
 
 function load(spec: JobSpec): JobFunction<unknown, unknown> | Promise<JobFunction<unknown, unknown>> {
   const key = spec.module + '#' + spec.name;
@@ -67,7 +81,13 @@ async function runOne(spec: JobSpec): Promise<JobOutcome> {
     if (fn instanceof Promise) fn = await fn;
     if (spec.range) return { ok: true, value: await runRange(spec, fn), ms: performance.now() - start };
     const { ctx, controller } = context(spec, () => {});
-    let value = fn(spec.data, ctx);
+    let value: unknown;
+    inJob = true;
+    try {
+      value = fn(spec.data, ctx);
+    } finally {
+      inJob = false;
+    }
     if (value instanceof Promise) {
       // While an async job runs, watch its cancel flag and fire its AbortSignal.
       const watch = setInterval(() => {
@@ -81,6 +101,11 @@ async function runOne(spec: JobSpec): Promise<JobOutcome> {
       } finally {
         clearInterval(watch);
       }
+    }
+    try {
+      checkTransferable(value);
+    } catch (err) {
+      throw jobError('DIOCP_ERR_JOBS_BAD_RESULT', spec.name, (err as Error).message);
     }
     return { ok: true, value, ms: performance.now() - start };
   } catch (err) {
@@ -104,7 +129,13 @@ async function runRange(spec: JobSpec, fn: JobFunction<unknown, unknown>): Promi
   let runs = 0;
   for (let i = from; i < to; i++) {
     if (Atomics.load(cancel, slot) === (breakId | 0) || isCancelled(spec.id)) break;
-    const r = fn(i, ctx);
+    inJob = true;
+    let r: unknown;
+    try {
+      r = fn(i, ctx);
+    } finally {
+      inJob = false;
+    }
     if (r instanceof Promise) await r;
     runs++;
     if (broke) break;
