@@ -19,8 +19,12 @@ export interface JobHandle<T> {
   readonly lastResult: T | undefined;
   /** When the next run is due, for scheduled and repeating jobs. */
   readonly nextRunAt: Date | null;
-  /** Cancel: a job not started never runs; a running one is told through its AbortSignal. */
-  cancel(): boolean;
+  /**
+   * Cancel: a job not started never runs; a running one is told through its AbortSignal.
+   * `force` also ends the worker thread running it (for a job stuck in an endless loop); the
+   * other jobs that thread held are re-posted (see `retry`).
+   */
+  cancel(options?: { force?: boolean }): boolean;
 }
 
 /** How a job repeats: fixed delay after each run, or a cron plan. */
@@ -40,6 +44,8 @@ export class Job<T = unknown> implements JobHandle<T> {
   controller: AbortController | null = null;
   /** Runs of this job whose thread died after it finished, forcing a re-run. */
   retries = 0;
+  /** Ends the piscina task (and its thread) running this job's batch. */
+  abortBatch: AbortController | null = null;
   /** parallelFor chunk. */
   range: { from: number; to: number; breakId: number } | null = null;
   /** Called after every run (groups, signals, parallelFor listen here). */
@@ -53,7 +59,9 @@ export class Job<T = unknown> implements JobHandle<T> {
     readonly longRunning: boolean,
     readonly isolated: boolean,
     readonly repeat: Repeat | null,
-    private readonly canceller: (job: Job<any>) => boolean,
+    /** false: never run twice, even when a thread died after it finished (see onBatchFailed). */
+    readonly retry: boolean,
+    private readonly canceller: (job: Job<any>, force: boolean) => boolean,
   ) {
     this.result = new Promise<T>((resolve, reject) => {
       this.resolveFirst = resolve;
@@ -67,8 +75,8 @@ export class Job<T = unknown> implements JobHandle<T> {
     return this.def.name;
   }
 
-  cancel(): boolean {
-    return this.canceller(this);
+  cancel(options: { force?: boolean } = {}): boolean {
+    return this.canceller(this, options.force === true);
   }
 
   get finished(): boolean {

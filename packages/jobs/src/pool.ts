@@ -20,6 +20,12 @@ export interface PostOptions {
   longRunning?: boolean;
   /** Never share a worker task with other jobs (for jobs that might kill their thread). */
   isolated?: boolean;
+  /**
+   * When the thread running this job's batch dies after the job finished, its result is lost
+   * with the thread; by default the job then runs again (at-least-once). `false`: fail it with
+   * DIOCP_ERR_JOBS_THREAD_DIED instead (for jobs that must not run twice).
+   */
+  retry?: boolean;
 }
 
 /** Jobs whose average run time is unknown are batched at most this many per task. */
@@ -361,7 +367,17 @@ export class JobPool {
     if (options === null || typeof options !== 'object') throw jobError('DIOCP_ERR_JOBS_BAD_ARGUMENT', 'options must be an object');
     const mainThread = options.mainThread ?? def.options.mainThread ?? false;
     const longRunning = options.longRunning ?? def.options.longRunning ?? false;
-    return new Job<Out>(this.nextId++, def as JobDefinition<any, Out>, data, mainThread, longRunning, options.isolated === true, repeat, (j) => this.cancelJob(j));
+    return new Job<Out>(
+      this.nextId++,
+      def as JobDefinition<any, Out>,
+      data,
+      mainThread,
+      longRunning,
+      options.isolated === true,
+      repeat,
+      options.retry !== false,
+      (j, force) => this.cancelJob(j, force),
+    );
   }
 
   /** @internal */
@@ -476,16 +492,18 @@ export class JobPool {
   private dispatch(batch: Job[], long: boolean): void {
     this.tasksInFlight++;
     const status = new SharedArrayBuffer(4 * batch.length);
+    const abort = new AbortController();
     const specs: JobSpec[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const j = batch[i]!;
       j.state = 'running';
+      j.abortBatch = abort;
       this.running.add(j);
       this.hook('beforeExecute', j);
       specs[i] = { id: j.id, module: j.def.module, name: j.def.name, data: j.data };
       if (j.range) specs[i]!.range = j.range;
     }
-    this.piscina.run({ status, jobs: specs }).then(
+    this.piscina.run({ status, jobs: specs }, { signal: abort.signal }).then(
       (outcomes) => this.onBatch(batch, outcomes, long),
       (err: Error) => this.onBatchFailed(batch, new Int32Array(status), err, long),
     );
@@ -540,7 +558,7 @@ export class JobPool {
         continue;
       }
       const st = Atomics.load(status, i);
-      if (st === RunState.Started || (st === RunState.Finished && j.retries >= 1)) {
+      if (st === RunState.Started || (st === RunState.Finished && (j.retries >= 1 || !j.retry))) {
         this.completed++;
         this.stat.record(j.name, 0, false);
         this.finishRun(j, jobError('DIOCP_ERR_JOBS_THREAD_DIED', j.name, describeError(err)), undefined);
@@ -617,12 +635,16 @@ export class JobPool {
     if (this.isIdle()) this.wakeIdle();
   }
 
-  private cancelJob(j: Job): boolean {
+  private cancelJob(j: Job, force = false): boolean {
     if (j.finished) return false;
     this.hook('beforeCancel', j);
     if (j.state === 'running') {
       if (j.controller) j.controller.abort(jobError('DIOCP_ERR_JOBS_CANCELLED', j.id, j.name));
-      else this.raiseFlag(j.id);
+      else {
+        this.raiseFlag(j.id);
+        // Ending the task ends its thread; piscina starts a fresh one.
+        if (force) j.abortBatch?.abort();
+      }
     } else if (j.state === 'queued') {
       // Dropped from its queue when the batcher reaches it; it never runs.
       this.raiseFlag(j.id);
