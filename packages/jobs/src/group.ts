@@ -81,8 +81,9 @@ export class JobGroup {
       this.timer = setTimeout(() => {
         const left = this.entries.length - this.settledCount;
         this.over = true;
-        this.cancelAll();
+        // Reject first: cancelling settles the jobs, which would otherwise resolve `done`.
         this.rejectDone(jobError('DIOCP_ERR_JOBS_GROUP_TIMEOUT', ms, left));
+        this.cancelAll();
       }, ms);
     }
     this.pump();

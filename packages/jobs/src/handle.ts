@@ -44,6 +44,11 @@ export class Job<T = unknown> implements JobHandle<T> {
   controller: AbortController | null = null;
   /** Runs of this job whose thread died after it finished, forcing a re-run. */
   retries = 0;
+  /** The signal that posted this job, if any (clear({ signal }) cancels only those). */
+  signalName: string | null = null;
+  /** Where the worker reports this job's progress inside its batch. */
+  batchStatus: Int32Array | null = null;
+  batchIndex = 0;
   /** Ends the piscina task (and its thread) running this job's batch. */
   abortBatch: AbortController | null = null;
   /** parallelFor chunk. */

@@ -21,7 +21,8 @@ export interface ParallelForResult {
   elapsedMs: number;
 }
 
-export async function runParallelFor(
+/** Validates at the call (coded errors are thrown, not returned as a rejection), then runs. */
+export function runParallelFor(
   pool: JobPool,
   start: number,
   stop: number,
@@ -37,7 +38,7 @@ export async function runParallelFor(
   const chunk = options.chunk ?? Math.max(1, Math.ceil(count / (threads * 4)));
   if (!Number.isInteger(chunk) || chunk < 1) throw jobError('DIOCP_ERR_JOBS_BAD_ARGUMENT', `parallelFor: chunk must be a whole number >= 1, got ${String(options.chunk)}`);
   const began = performance.now();
-  if (count === 0) return { runs: 0, broken: false, totalMs: 0, avgMs: 0, elapsedMs: 0 };
+  if (count === 0) return Promise.resolve({ runs: 0, broken: false, totalMs: 0, avgMs: 0, elapsedMs: 0 });
   if (job.options.mainThread) return mainThreadFor(start, stop, job, chunk, began);
 
   const breakId = pool.newId();

@@ -160,7 +160,8 @@ export class JobPool {
     set.add(def);
     return () => {
       set!.delete(def);
-      if (set!.size === 0) this.signals.delete(name);
+      // Only if the set is still the live one: an old unsubscribe must not drop new listeners.
+      if (set!.size === 0 && this.signals.get(name) === set) this.signals.delete(name);
     };
   }
 
@@ -173,7 +174,12 @@ export class JobPool {
     const defs = this.signals.get(name);
     if (defs === undefined || defs.size === 0) throw jobError('DIOCP_ERR_JOBS_UNKNOWN_SIGNAL', String(name));
     const timeoutMs = options.timeoutMs === undefined ? undefined : this.checkMs('timeoutMs', options.timeoutMs, 1);
-    const handles = [...defs].map((def) => this.post(def, data));
+    const handles = [...defs].map((def) => {
+      const j = this.create(def, data, {}, null);
+      j.signalName = name;
+      this.enqueue(j);
+      return j;
+    });
     const all = Promise.all(handles.map((h) => h.result));
     if (timeoutMs === undefined) return all;
     return new Promise((resolve, reject) => {
@@ -264,16 +270,19 @@ export class JobPool {
         for (const j of jobs) if (this.cancelJob(j)) n++;
       }
       for (const j of [...this.scheduledJobs]) if (this.cancelJob(j)) n++;
+      // Jobs handed to a thread in a batch but not started yet: still "not started".
+      for (const j of [...this.running]) {
+        if (j.batchStatus !== null && Atomics.load(j.batchStatus, j.batchIndex) === RunState.Queued && this.cancelJob(j)) n++;
+      }
       return n;
     }
     if ('signal' in target && typeof target.signal === 'string') {
-      const defs = this.signals.get(target.signal);
-      this.signals.delete(target.signal);
-      if (!defs) return 0;
+      const name = target.signal;
+      this.signals.delete(name);
       let n = 0;
       for (const q of [this.queue, this.longQueue, this.mainQueue]) {
         const jobs: Job[] = [];
-        q.removeWhere((j) => defs.has(j.def) && (jobs.push(j), true));
+        q.removeWhere((j) => j.signalName === name && (jobs.push(j), true));
         for (const j of jobs) if (this.cancelJob(j)) n++;
       }
       return n;
@@ -493,11 +502,14 @@ export class JobPool {
     this.tasksInFlight++;
     const status = new SharedArrayBuffer(4 * batch.length);
     const abort = new AbortController();
+    const statusView = new Int32Array(status);
     const specs: JobSpec[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const j = batch[i]!;
       j.state = 'running';
       j.abortBatch = abort;
+      j.batchStatus = statusView;
+      j.batchIndex = i;
       this.running.add(j);
       this.hook('beforeExecute', j);
       specs[i] = { id: j.id, module: j.def.module, name: j.def.name, data: j.data };
