@@ -44,6 +44,8 @@ export class Job<T = unknown> implements JobHandle<T> {
   controller: AbortController | null = null;
   /** Runs of this job whose thread died after it finished, forcing a re-run. */
   retries = 0;
+  /** Times this job's task failed before it could finish (thread deaths, refused batches). */
+  requeues = 0;
   /** The signal that posted this job, if any (clear({ signal }) cancels only those). */
   signalName: string | null = null;
   /** Where the worker reports this job's progress inside its batch. */

@@ -34,6 +34,8 @@ const MAX_BATCH = 1024;
 /** A batch is sized to take about this long, so one thread does not hoard the queue. */
 const BATCH_TARGET_MS = 2;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A job whose task keeps failing without it ever finishing is given up after this many tries. */
+const MAX_REQUEUES = 5;
 
 function workerFile(): string {
   const here = import.meta.url;
@@ -100,6 +102,7 @@ export class JobPool {
 
   /** Run `job` with `data` as soon as a thread is free (or repeatedly, with `every`). */
   post<In, Out>(job: JobDefinition<In, Out>, data: In, options: PostOptions = {}): JobHandle<Out> {
+    checkOptions(options);
     const j = this.create(job, data, options, options.every !== undefined ? { kind: 'every', ms: this.checkMs('every', options.every, 1) } : null);
     this.enqueue(j);
     return j;
@@ -107,6 +110,7 @@ export class JobPool {
 
   /** Run `job` after `ms` (and then every `options.every` ms, if given). */
   delay<In, Out>(job: JobDefinition<In, Out>, ms: number, data: In, options: Omit<PostOptions, never> = {}): JobHandle<Out> {
+    checkOptions(options);
     this.checkMs('delay', ms, 0);
     const j = this.create(job, data, options, options.every !== undefined ? { kind: 'every', ms: this.checkMs('every', options.every, 1) } : null);
     this.schedule(j, Date.now() + ms);
@@ -115,6 +119,7 @@ export class JobPool {
 
   /** Run `job` at a time (a Date or epoch ms); past times run now. Repeats with `options.every`. */
   at<In, Out>(job: JobDefinition<In, Out>, when: Date | number, data: In, options: PostOptions = {}): JobHandle<Out> {
+    checkOptions(options);
     const t = when instanceof Date ? when.getTime() : when;
     if (typeof t !== 'number' || !Number.isFinite(t)) throw jobError('DIOCP_ERR_JOBS_BAD_ARGUMENT', `at: the time must be a valid Date or epoch milliseconds, got ${String(when)}`);
     const j = this.create(job, data, options, options.every !== undefined ? { kind: 'every', ms: this.checkMs('every', options.every, 1) } : null);
@@ -127,6 +132,7 @@ export class JobPool {
    * cancelled. `result` is the first run's outcome.
    */
   plan<In, Out>(job: JobDefinition<In, Out>, cron: string, data: In, options: Omit<PostOptions, 'every'> = {}): JobHandle<Out> {
+    checkOptions(options);
     let c: Cron;
     try {
       if (typeof cron !== 'string') throw new TypeError('not a string');
@@ -545,6 +551,7 @@ export class JobPool {
     this.tasksInFlight--;
     if (long) this.longInFlight--;
     const requeue: Job[] = [];
+    const failed: [Job, Error][] = [];
     // A DataCloneError before any job started: the batch never left (data that cannot cross).
     let anyStarted = false;
     for (let i = 0; i < batch.length; i++) if (Atomics.load(status, i) !== RunState.Queued) anyStarted = true;
@@ -553,8 +560,13 @@ export class JobPool {
       const j = batch[i]!;
       this.running.delete(j);
       if (j.state !== 'running') continue;
-      if (this.state === 'destroyed') {
-        this.finishCancelled(j, jobError('DIOCP_ERR_JOBS_DESTROYED', j.id, j.name));
+      if (this.state === 'destroyed' || this.state === 'closed') {
+        // piscina refuses tasks once closing: re-posting would loop.
+        this.finishCancelled(j, this.state === 'destroyed' ? jobError('DIOCP_ERR_JOBS_DESTROYED', j.id, j.name) : jobError('DIOCP_ERR_JOBS_CLOSED', 'closed'));
+        continue;
+      }
+      if (++j.requeues > MAX_REQUEUES) {
+        failed.push([j, jobError('DIOCP_ERR_JOBS_THREAD_DIED', j.name, `${describeError(err)} (its task failed ${j.requeues} times)`)]);
         continue;
       }
       if (clone) {
@@ -565,15 +577,13 @@ export class JobPool {
           if (++j.retries > 2) throw new Error(`${describeError(err)} (the batch failed to leave ${j.retries} times)`);
           requeue.push(j);
         } catch (e) {
-          this.finishRun(j, jobError('DIOCP_ERR_JOBS_BAD_ARGUMENT', `job "${j.name}": its data cannot be sent to a worker thread: ${(e as Error).message}`), undefined);
+          failed.push([j, jobError('DIOCP_ERR_JOBS_BAD_ARGUMENT', `job "${j.name}": its data cannot be sent to a worker thread: ${(e as Error).message}`)]);
         }
         continue;
       }
       const st = Atomics.load(status, i);
       if (st === RunState.Started || (st === RunState.Finished && (j.retries >= 1 || !j.retry))) {
-        this.completed++;
-        this.stat.record(j.name, 0, false);
-        this.finishRun(j, jobError('DIOCP_ERR_JOBS_THREAD_DIED', j.name, describeError(err)), undefined);
+        failed.push([j, jobError('DIOCP_ERR_JOBS_THREAD_DIED', j.name, describeError(err))]);
       } else {
         // Never started: it runs on another thread. Finished but its result died with the
         // thread: it runs again, once (documented: at-least-once after a thread crash).
@@ -586,6 +596,13 @@ export class JobPool {
       j.state = 'queued';
       this.queuedCount++;
       (j.longRunning ? this.longQueue : this.queue).unshift(j);
+    }
+    // Settle the failures only now: settling can wake idle() waiters, which must see the
+    // re-queued jobs as queued.
+    for (const [j, e] of failed) {
+      this.completed++;
+      this.stat.record(j.name, 0, false);
+      this.finishRun(j, e, undefined);
     }
     this.scheduleFlush();
   }
@@ -721,6 +738,12 @@ export class JobPool {
       throw jobError('DIOCP_ERR_JOBS_BAD_ARGUMENT', `${name} must be a finite number of ms >= ${min}, got ${String(v)}`);
     }
     return v;
+  }
+}
+
+function checkOptions(options: unknown): void {
+  if (options === null || typeof options !== 'object') {
+    throw jobError('DIOCP_ERR_JOBS_BAD_ARGUMENT', `options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
 }
 

@@ -3,7 +3,8 @@
  * cross between threads, unknown jobs, and bad arguments (coded errors at the call).
  * Every wait is bounded, so a hang fails the test rather than the run.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -90,6 +91,44 @@ async function threadIds(pool: JobPool, n: number): Promise<Set<number>> {
     await new Promise((r) => setImmediate(r));
   }
   return new Set(await within(Promise.all(hs.map((h) => h.result)), 5000, 'threadId jobs'));
+}
+
+interface ChildRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  /** ms from the child printing "CLOSED" to its exit. */
+  exitAfterClose: number | null;
+}
+
+const FIXTURES = new URL('./fixtures/jobs.mjs', import.meta.url).pathname;
+
+/** Run `body` as an .mjs in a child node (pool and fixtures imported); SIGKILL it after `timeoutMs`. */
+function runChild(body: string, timeoutMs = 8000): Promise<ChildRun> {
+  const file = path.join(tmpDir(), 'child.mjs');
+  writeFileSync(file, `import { createJobPool } from ${JSON.stringify(DIST)};\nimport * as J from ${JSON.stringify(FIXTURES)};\n${body}`);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let closedAt: number | null = null;
+    let timedOut = false;
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      if (closedAt === null && stdout.includes('CLOSED')) closedAt = Date.now();
+    });
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const exitAfterClose = closedAt === null ? null : Date.now() - closedAt;
+      setImmediate(() => resolve({ code, stdout, stderr, timedOut, exitAfterClose }));
+    });
+  });
 }
 
 // ------------------------------------------------------------------------------------------
@@ -191,6 +230,73 @@ describe('a job that ends or kills its thread', () => {
     await expectAdds(adds(pool, 20, 3), 3);
   });
 
+  it('idle() does not resolve while jobs of a dead thread\'s batch wait to run again', async () => {
+    const pool = makePool({ maxThreads: 1 });
+    // One tick, one thread: one batch [add, add, crash]; the adds finish, the crash kills the
+    // thread, the adds' results die with it and they are re-posted (at-least-once).
+    const a = pool.post(J.add, { a: 1, b: 1 });
+    const b = pool.post(J.add, { a: 2, b: 2 });
+    const crash = pool.post(J.core_crash, 50);
+    await within(pool.idle(), 5000, 'idle()');
+    expect({ a: a.state, b: b.state, crash: crash.state, queued: pool.stats().pool.queued }).toEqual({ a: 'done', b: 'done', crash: 'failed', queued: 0 });
+    expect(await within(Promise.all([a.result, b.result]), 5000)).toEqual([2, 4]);
+  });
+
+  // In a child process: when this goes wrong the pool can spin in microtasks, which starves
+  // the event loop, so no timer in this process could end the test.
+  it('close() after a thread died under a batch finishes the re-posted jobs and the process exits (child process)', async () => {
+    const run = await runChild(`
+const pool = createJobPool({ maxThreads: 1 });
+const hs = [pool.post(J.add, { a: 1, b: 1 }), pool.post(J.add, { a: 2, b: 2 })];
+const crash = pool.post(J.core_crash, 50);
+await pool.close();
+console.log(JSON.stringify({ adds: await Promise.all(hs.map((h) => h.result)), crash: await crash.result.catch((e) => e.code) }));
+console.log('CLOSED');
+`, 5000);
+    expect(run.timedOut, `child hung (killed after 5 s); stdout: ${run.stdout} stderr: ${run.stderr}`).toBe(false);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout.split('\n')[0]!)).toEqual({ adds: [2, 4], crash: 'DIOCP_ERR_JOBS_THREAD_DIED' });
+    expect(run.exitAfterClose!).toBeLessThan(2000);
+  }, 15_000);
+
+  it('close() right after thread-killing jobs (hog, crash) among many others finishes every other job, then stops (child process, 5 rounds)', async () => {
+    const run = await runChild(`
+for (let round = 0; round < 5; round++) {
+  const pool = createJobPool({ maxThreads: 2, resourceLimits: { maxOldGenerationSizeMb: 32 } });
+  const a = [], b = [];
+  for (let i = 0; i < 30; i++) a.push(pool.post(J.add, { a: i, b: 1 }));
+  const hog = pool.post(J.hog, null);
+  const crash = pool.post(J.core_crash, 100);
+  for (let i = 0; i < 30; i++) b.push(pool.post(J.add, { a: i, b: 2 }));
+  await pool.close();
+  const ra = await Promise.all(a.map((h) => h.result));
+  const rb = await Promise.all(b.map((h) => h.result));
+  const ok = ra.every((v, i) => v === i + 1) && rb.every((v, i) => v === i + 2);
+  console.log(JSON.stringify({ round, ok, hog: await hog.result.catch((e) => e.code), crash: await crash.result.catch((e) => e.code), threads: pool.stats().pool.threads }));
+}
+console.log('CLOSED');
+`, 6000);
+    expect(run.timedOut, `child hung (killed after 6 s); stdout: ${run.stdout} stderr: ${run.stderr}`).toBe(false);
+    expect(run.code).toBe(0);
+    const rounds = run.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    expect(rounds).toEqual(
+      [0, 1, 2, 3, 4].map((round) => ({ round, ok: true, hog: 'DIOCP_ERR_JOBS_THREAD_DIED', crash: 'DIOCP_ERR_JOBS_THREAD_DIED', threads: 0 })),
+    );
+    expect(run.exitAfterClose!).toBeLessThan(2000);
+  }, 20_000);
+
+  it('destroy() while a thread is dying settles every job without a hang', async () => {
+    const pool = makePool({ maxThreads: 2, resourceLimits: { maxOldGenerationSizeMb: 32 } });
+    const hs: JobHandle<unknown>[] = [...adds(pool, 30, 1), pool.post(J.hog, null), pool.post(J.core_crash, 50), ...adds(pool, 30, 2)];
+    await sleep(30);
+    await within(pool.destroy(), 5000, 'destroy()');
+    const settled = await within(Promise.allSettled(hs.map((h) => h.result)), 2000, 'all jobs');
+    for (const r of settled) {
+      if (r.status === 'rejected') expect(['DIOCP_ERR_JOBS_DESTROYED', 'DIOCP_ERR_JOBS_THREAD_DIED']).toContain((r.reason as JobError).code);
+    }
+    expect(hs.every((h) => ['done', 'failed', 'cancelled'].includes(h.state))).toBe(true);
+  });
+
   it('a thread dying while idle is reported to onError and replaced; the process survives', async () => {
     const errors: [string, string][] = [];
     const pool = makePool({ onError: (h, e) => errors.push([h.name, (e as JobError).code]) });
@@ -199,6 +305,58 @@ describe('a job that ends or kills its thread', () => {
     expect(errors[0]![1]).toBe('DIOCP_ERR_JOBS_THREAD_DIED');
     await until(() => pool.stats().pool.threads === 2, 5000, 'two threads again');
     await expectAdds(adds(pool, 100, 4), 4);
+  });
+});
+
+describe('thread-death recovery options: retry, isolated, cancel({ force })', () => {
+  const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').length - 1 : 0);
+
+  it('a job that finished in a batch whose thread then died runs again by default; with retry: false it fails DIOCP_ERR_JOBS_THREAD_DIED and ran once', async () => {
+    const pool = makePool({ maxThreads: 1 });
+    const dir = tmpDir();
+    // One tick, one thread: one batch [again, once, crash]; the crash kills the thread after
+    // the two touches finished, before their results left it.
+    const again = pool.post(J.core_touch, `${dir}/again`);
+    const once = pool.post(J.core_touch, `${dir}/once`, { retry: false });
+    const crash = pool.post(J.core_crash, 300);
+    expect((await within(rejection(crash.result), 5000, 'the crash')).code).toBe('DIOCP_ERR_JOBS_THREAD_DIED');
+    const err = await within(rejection(once.result), 5000, 'the retry: false job');
+    expect(err.code).toBe('DIOCP_ERR_JOBS_THREAD_DIED');
+    expect(lines(`${dir}/once`)).toBe(1);
+    expect(await within(again.result, 5000, 'the retried job')).toBe(`${dir}/again`);
+    expect(lines(`${dir}/again`)).toBeGreaterThanOrEqual(1);
+    await expectAdds(adds(pool, 10, 1), 1);
+  });
+
+  it('an isolated job shares no batch: when it kills its thread, no job around it runs twice', async () => {
+    const pool = makePool({ maxThreads: 1 });
+    const dir = tmpDir();
+    const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const before = names.slice(0, 3).map((n) => pool.post(J.core_touch, `${dir}/${n}`));
+    const crash = pool.post(J.core_crash, 200, { isolated: true });
+    const after = names.slice(3).map((n) => pool.post(J.core_touch, `${dir}/${n}`));
+    expect((await within(rejection(crash.result), 5000, 'the crash')).code).toBe('DIOCP_ERR_JOBS_THREAD_DIED');
+    await within(Promise.all([...before, ...after].map((h) => h.result)), 5000, 'the touches');
+    expect(names.map((n) => lines(`${dir}/${n}`))).toEqual([1, 1, 1, 1, 1, 1]);
+  });
+
+  it('cancel({ force: true }) ends a job stuck in a loop (its thread is replaced); jobs behind it run once', async () => {
+    const pool = makePool({ maxThreads: 1 });
+    const dir = tmpDir();
+    await pool.post(J.add, { a: 0, b: 0 }).result;
+    // Same tick: the touches wait behind the endless job in its batch.
+    const stuck = pool.post(J.core_forever, null);
+    const behind = ['x', 'y'].map((n) => pool.post(J.core_touch, `${dir}/${n}`));
+    await sleep(100);
+    const later = pool.post(J.add, { a: 2, b: 2 });
+    expect(stuck.state).toBe('running');
+    expect(stuck.cancel({ force: true })).toBe(true);
+    expect((await within(rejection(stuck.result), 2000, 'the stuck job')).code).toBe('DIOCP_ERR_JOBS_CANCELLED');
+    expect(await within(later.result, 5000, 'a job after the stuck one')).toBe(4);
+    await within(Promise.all(behind.map((h) => h.result)), 5000, 'the jobs behind it');
+    expect([lines(`${dir}/x`), lines(`${dir}/y`)]).toEqual([1, 1]);
+    await until(() => pool.stats().pool.threads === 1, 5000, 'a thread again');
+    await expectAdds(adds(pool, 20, 5), 5);
   });
 });
 
@@ -220,6 +378,31 @@ describe('values that cannot cross between threads', () => {
     // On the main thread nothing is cloned: the same data is fine there.
     expect(await pool.post(J.add, { a: 1, b: 2, f: () => 3 } as any, { mainThread: true }).result).toBe(3);
   });
+
+  it('idle() does not resolve while a job batched with uncloneable data waits to be re-sent', async () => {
+    const pool = makePool({ maxThreads: 1 });
+    const good = pool.post(J.add, { a: 1, b: 1 });
+    const bad = pool.post(J.add, { a: 1, b: 1, f: () => 1 } as any);
+    await within(pool.idle(), 5000, 'idle()');
+    expect({ good: good.state, bad: bad.state, queued: pool.stats().pool.queued }).toEqual({ good: 'done', bad: 'failed', queued: 0 });
+    expect(await within(good.result, 5000)).toBe(2);
+  });
+
+  // In a child process: see the close() tests of thread deaths above.
+  it('close() right after a post with uncloneable data finishes the other jobs and the process exits (child process)', async () => {
+    const run = await runChild(`
+const pool = createJobPool({ maxThreads: 1 });
+const good = pool.post(J.add, { a: 1, b: 1 });
+const bad = pool.post(J.add, { a: 1, b: 1, f: () => 1 });
+await pool.close();
+console.log(JSON.stringify({ good: await good.result, bad: await bad.result.catch((e) => e.code) }));
+console.log('CLOSED');
+`, 5000);
+    expect(run.timedOut, `child hung (killed after 5 s); stdout: ${run.stdout} stderr: ${run.stderr}`).toBe(false);
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout.split('\n')[0]!)).toEqual({ good: 2, bad: 'DIOCP_ERR_JOBS_BAD_ARGUMENT' });
+    expect(run.exitAfterClose!).toBeLessThan(2000);
+  }, 15_000);
 
   it('a result that cannot be cloned back rejects with a clear coded error, without a hang; the pool goes on', async () => {
     const errors: string[] = [];

@@ -55,6 +55,9 @@ function within<T>(p: Promise<T>, ms: number, what = 'the operation'): Promise<T
   ]);
 }
 
+/** What fixture core_span returns. */
+type Span = { threadId: number; start: number; end: number };
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Poll until `cond` holds (fails after `ms`). */
@@ -390,7 +393,7 @@ describe('longRunning', () => {
     const lastShort = Math.max(...[...short1, ...short2].map((h) => doneAt.get(h.id)!));
     expect(lastShort).toBeLessThan(firstLong);
     // One long job at a time: their runs do not overlap.
-    const spans = [...longSpans].sort((x, y) => x.start - y.start);
+    const spans = [...(longSpans as Span[])].sort((x, y) => x.start - y.start);
     for (let i = 1; i < spans.length; i++) expect(spans[i]!.start).toBeGreaterThanOrEqual(spans[i - 1]!.end);
     // ... so the last one ends about 3 × 250 ms after they were posted.
     expect(Math.max(...long.map((h) => doneAt.get(h.id)!))).toBeGreaterThanOrEqual(700);
@@ -403,7 +406,7 @@ describe('longRunning', () => {
     // The same worker function, declared longRunning (workers find it by module and name).
     const longSpan = defineJob(J.core_span.module, 'core_span', J.core_span.fn, { longRunning: true });
     const hs = [0, 1].map(() => pool.post(longSpan, 150));
-    const spans = await within(Promise.all(hs.map((h) => h.result)), 5000);
+    const spans = (await within(Promise.all(hs.map((h) => h.result)), 5000)) as Span[];
     spans.sort((x, y) => x.start - y.start);
     expect(spans[1]!.start).toBeGreaterThanOrEqual(spans[0]!.end);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
@@ -726,7 +729,7 @@ describe('close() and destroy()', () => {
     const results = await Promise.all(adds.map((h) => h.result));
     expect(results).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
     expect(await Promise.all(sleeps.map((h) => h.result))).toEqual([40, 40, 40, 40]);
-    expect((await long.result).end).toBeGreaterThan(0);
+    expect(((await long.result) as Span).end).toBeGreaterThan(0);
     expect(await main.result).toBe(true);
     expect(mainRan).toBe(true);
     expect(await extra.result).toBe(101);

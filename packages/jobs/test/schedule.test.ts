@@ -320,6 +320,9 @@ describe('plan(job, cron, data)', () => {
 describe('clear()', () => {
   it('cancels queued and scheduled jobs (they never run) and returns how many', { timeout: 10_000 }, async () => {
     const { pool, of } = recordingPool({ maxThreads: 1 });
+    // Warm the thread first: a job handed to a thread that is still starting has not started,
+    // and clear() would rightly cancel it too.
+    await pool.post(sleep, 1, {}).result;
     const busy = pool.post(sleep, 150, {});
     await until(() => busy.state === 'running', 3000, 'the sleep job to start');
     await wait(20);
