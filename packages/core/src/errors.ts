@@ -54,6 +54,10 @@ export const errorDefs = {
     status: Status.UNAVAILABLE,
     message: (why: string) => `no logic process could take the request: ${why}`,
   },
+  DIOCP_ERR_DISPATCH_THREAD_DIED: {
+    status: Status.HANDLER_ERROR,
+    message: (why: string) => why,
+  },
   DIOCP_ERR_GATEWAY_OVERLOADED: {
     status: Status.OVERLOADED,
     message: (scope: string, limit: number) => `too many requests in flight ${scope} (limit ${limit}); retry later`,

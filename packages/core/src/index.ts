@@ -7,7 +7,7 @@ export { inject, injectable, singleton, container, type DependencyContainer } fr
 
 export { createServer, DiocpServer, type ServerOptions } from './server.js';
 export { defineConfig, resolveConfig, defaults as configDefaults, configKeys, type DiocpConfig, type ResolvedConfig } from './config/options.js';
-export { loadConfigFile, loadHandlers } from './config/load.js';
+export { loadConfigFile, loadHandlers, handlerFiles, runSetup } from './config/load.js';
 
 export type { Context, GatewayApi } from './gateway/context.js';
 export type { GatewayStats } from './gateway/stats.js';

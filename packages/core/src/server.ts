@@ -1,4 +1,8 @@
-import type { DependencyContainer } from 'tsyringe';
+import os from 'node:os';
+import path from 'node:path';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { runSetup } from './config/load.js';
+import { PoolDispatcher } from './dispatch/dispatcher-pool.js';
 import { resolveConfig, type DiocpConfig, type ResolvedConfig } from './config/options.js';
 import type { Dispatcher } from './dispatch/dispatcher.js';
 import { InlineDispatcher } from './dispatch/dispatcher-inline.js';
@@ -15,6 +19,11 @@ import type { Transport } from './transport/transport.js';
 export interface ServerOptions extends Omit<DiocpConfig, 'handlers'> {
   /** The @Command classes to serve. */
   handlers: HandlerClass[];
+  /**
+   * The compiled modules the handler classes come from (absolute paths): handler threads load
+   * these in local-pool mode. `diocp start` fills it from the `handlers` config.
+   */
+  handlerModules?: string[];
   /** DI container to resolve handlers from (default: a child of tsyringe's root container). */
   container?: DependencyContainer;
   /** Logger (default: pino at `logLevel`). */
@@ -41,20 +50,26 @@ export class DiocpServer {
   private signalHandler: (() => void) | null = null;
 
   constructor(private readonly options: ServerOptions) {
-    const { handlers, container: _c, logger: _l, transportInstance: _t, dispatcherInstance: _d, ...rest } = options;
+    const { handlers, handlerModules: _m, container: _c, logger: _l, transportInstance: _t, dispatcherInstance: _d, ...rest } = options;
     this.config = resolveConfig({ ...rest, handlers }, 'server options');
     // An explicit logLevel wins; otherwise LOG_LEVEL, otherwise info.
     this.logger = options.logger ?? createLogger(options.logLevel);
   }
 
   /** Build the command table (start-up errors name the class), pick the transport, listen. */
-  async listen(): Promise<{ host: string; port: number; transport: string; dispatch: string }> {
+  async listen(): Promise<{ host: string; port: number; transport: string; dispatch: string; threads?: number }> {
     if (this.gatewayInstance) throw diocpError('DIOCP_ERR_SERVER_STATE', 'listen() was already called on this server');
     const cfg = this.config;
-    const routes = scanCommands(this.options.handlers, {
-      container: this.options.container,
-      defaultTimeoutMs: cfg.defaultTimeoutMs,
-    });
+    const setup = cfg.setup === null ? null : path.resolve(cfg.setup);
+    const dispatcher: Dispatcher = this.options.dispatcherInstance ?? this.createDispatcher(setup);
+    let container = this.options.container;
+    // Handlers are constructed only where they run: here for inline, in each thread otherwise.
+    const instantiate = dispatcher.mode === 'inline';
+    if (instantiate && setup !== null) {
+      container ??= rootContainer.createChildContainer();
+      await runSetup(setup, container);
+    }
+    const routes = scanCommands(this.options.handlers, { container, defaultTimeoutMs: cfg.defaultTimeoutMs, instantiate });
     const router = new Router(routes);
     const transportOptions = {
       host: cfg.host,
@@ -70,7 +85,6 @@ export class DiocpServer {
       transport = selected.transport;
       if (selected.fallbackReason) this.logger.info(`native transport not used (${selected.fallbackReason}); using node:net`);
     }
-    const dispatcher: Dispatcher = this.options.dispatcherInstance ?? new InlineDispatcher();
     const gateway = new Gateway(
       {
         maxInFlightPerConnection: cfg.maxInFlightPerConnection,
@@ -88,7 +102,26 @@ export class DiocpServer {
     this.gatewayInstance = gateway;
     this.transportName = transport.name;
     this.address = addr;
-    return { ...addr, transport: transport.name, dispatch: dispatcher.mode };
+    const threads = dispatcher.mode === 'local-pool' ? this.config.threads || os.availableParallelism() : undefined;
+    return { ...addr, transport: transport.name, dispatch: dispatcher.mode, threads };
+  }
+
+  private createDispatcher(setup: string | null): Dispatcher {
+    const cfg = this.config;
+    if (cfg.dispatch === 'inline') return new InlineDispatcher();
+    const modules = this.options.handlerModules ?? [];
+    if (modules.length === 0) {
+      throw diocpError('DIOCP_ERR_CONFIG_INVALID', 'handlers', 'must name compiled handler modules for local-pool dispatch (threads load them; classes cannot cross threads)');
+    }
+    return new PoolDispatcher({
+      threads: cfg.threads || os.availableParallelism(),
+      handlerModules: modules.map((m) => path.resolve(m)),
+      setup,
+      debug: cfg.debug,
+      defaultTimeoutMs: cfg.defaultTimeoutMs,
+      maxFrameSize: cfg.maxFrameSize,
+      logLevel: this.logger.level,
+    });
   }
 
   /** Where the server listens (after `listen`). */

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { loadConfigFile, loadHandlers } from '../config/load.js';
+import { handlerFiles, loadConfigFile, loadHandlers } from '../config/load.js';
 import { resolveConfig, type DiocpConfig } from '../config/options.js';
 import { createLogger } from '../logger.js';
 import { createServer } from '../server.js';
@@ -14,7 +14,8 @@ Options:
   --host <host>          address to listen on (default 127.0.0.1)
   --port <port>          TCP port (default 7001)
   --transport <t>        auto | native | net (default auto)
-  --dispatch <mode>      inline (default inline)
+  --dispatch <mode>      inline | local-pool (default inline)
+  --threads <n>          handler threads for local-pool (default: one per core)
   --log-level <level>    fatal | error | warn | info | debug | trace | silent
   --debug                stack traces in HANDLER_ERROR replies
   -h, --help             show this help`;
@@ -28,6 +29,7 @@ export async function start(argv: string[]): Promise<number | null> {
       port: { type: 'string' },
       transport: { type: 'string' },
       dispatch: { type: 'string' },
+      threads: { type: 'string' },
       'log-level': { type: 'string' },
       debug: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -48,20 +50,29 @@ export async function start(argv: string[]): Promise<number | null> {
   if (values.port !== undefined) flags.port = intFlag('port', values.port as string, 0, 65535);
   if (values.transport !== undefined) flags.transport = values.transport as DiocpConfig['transport'];
   if (values.dispatch !== undefined) flags.dispatch = values.dispatch as DiocpConfig['dispatch'];
+  if (values.threads !== undefined) flags.threads = intFlag('threads', values.threads as string, 0, 1024);
   if (values['log-level'] !== undefined) flags.logLevel = values['log-level'] as string;
   if (values.debug) flags.debug = true;
   const config = resolveConfig({ ...(fileConfig as DiocpConfig), ...flags }, 'command-line flags');
   // The log level: --log-level, else the file's logLevel, else LOG_LEVEL, else info.
   const logger = createLogger(flags.logLevel ?? (fileConfig as DiocpConfig).logLevel);
-  const handlers = await loadHandlers(config.handlers, file ? path.dirname(file) : cwd);
-  const { handlers: _h, ...rest } = config;
-  const server = createServer({ ...rest, handlers, logger });
+  const baseDir = file ? path.dirname(file) : cwd;
+  const handlers = await loadHandlers(config.handlers, baseDir);
+  const { handlers: _h, setup, ...rest } = config;
+  const server = createServer({
+    ...rest,
+    // Paths in the config are relative to the config file.
+    setup: setup === null ? null : path.resolve(baseDir, setup),
+    handlers,
+    handlerModules: handlerFiles(config.handlers, baseDir),
+    logger,
+  });
   const addr = await server.listen();
   // Handlers first, then the announcement: a signal sent as soon as the line is seen is handled.
   const stopped = new Promise<void>((resolve) => server.closeOnSignals(() => resolve()));
   logger.info(
-    { host: addr.host, port: addr.port, transport: addr.transport, dispatch: addr.dispatch, commands: handlers.length, config: file },
-    `diocp listening on ${addr.host}:${addr.port} (transport ${addr.transport}, dispatch ${addr.dispatch})`,
+    { host: addr.host, port: addr.port, transport: addr.transport, dispatch: addr.dispatch, threads: addr.threads, commands: handlers.length, config: file },
+    `diocp listening on ${addr.host}:${addr.port} (transport ${addr.transport}, dispatch ${addr.dispatch}${addr.threads ? `, ${addr.threads} threads` : ''})`,
   );
   await stopped;
   logger.info('diocp stopped');

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { diocpError } from '../errors.js';
+import type { DependencyContainer } from 'tsyringe';
 import { collectCommandClasses, type HandlerClass } from '../router/scanner.js';
 
 export const CONFIG_FILES = ['diocp.config.mjs', 'diocp.config.js', 'diocp.config.json'] as const;
@@ -39,18 +40,8 @@ const MODULE_EXT = /\.(c|m)?js$/;
  * @Command class is taken; classes are taken as they are.
  */
 export async function loadHandlers(entries: readonly (string | HandlerClass)[], baseDir: string): Promise<HandlerClass[]> {
-  const classes: HandlerClass[] = [];
-  const files: string[] = [];
-  for (const entry of entries) {
-    if (typeof entry === 'function') {
-      classes.push(entry);
-      continue;
-    }
-    const full = path.resolve(baseDir, entry);
-    if (!existsSync(full)) throw diocpError('DIOCP_ERR_CONFIG_INVALID', 'handlers', `names ${full}, which does not exist (did you run the build?)`);
-    if (statSync(full).isDirectory()) files.push(...listModules(full));
-    else files.push(full);
-  }
+  const classes: HandlerClass[] = entries.filter((e): e is HandlerClass => typeof e === 'function');
+  const files = handlerFiles(entries, baseDir);
   const modules: Record<string, unknown>[] = [];
   for (const file of files) {
     try {
@@ -64,6 +55,35 @@ export async function loadHandlers(entries: readonly (string | HandlerClass)[], 
     throw diocpError('DIOCP_ERR_COMMAND_NONE', entries.length ? entries.map(String).join(', ') : 'the config (set "handlers")');
   }
   return classes;
+}
+
+/**
+ * The module files that the path entries of `handlers` name (folders searched recursively),
+ * absolute. Worker threads load these in local-pool mode.
+ */
+export function handlerFiles(entries: readonly (string | HandlerClass)[], baseDir: string): string[] {
+  const files: string[] = [];
+  for (const entry of entries) {
+    if (typeof entry !== 'string') continue;
+    const full = path.resolve(baseDir, entry);
+    if (!existsSync(full)) throw diocpError('DIOCP_ERR_CONFIG_INVALID', 'handlers', `names ${full}, which does not exist (did you run the build?)`);
+    if (statSync(full).isDirectory()) files.push(...listModules(full));
+    else files.push(full);
+  }
+  return files;
+}
+
+/** Run a setup module's default export `(container) => void` on `container`. */
+export async function runSetup(file: string, container: DependencyContainer): Promise<void> {
+  let mod: { default?: unknown; setup?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown; setup?: unknown };
+  } catch (err) {
+    throw diocpError('DIOCP_ERR_CONFIG_LOAD', file, (err as Error).message);
+  }
+  const fn = mod.default ?? mod.setup;
+  if (typeof fn !== 'function') throw diocpError('DIOCP_ERR_CONFIG_LOAD', file, 'a setup module must export a function (container) => void as default');
+  await (fn as (c: DependencyContainer) => unknown)(container);
 }
 
 function listModules(dir: string): string[] {

@@ -3,7 +3,7 @@ import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants.js';
 import type { HandlerClass } from '../router/scanner.js';
 
 export type TransportChoice = 'auto' | 'native' | 'net';
-export type DispatchChoice = 'inline';
+export type DispatchChoice = 'inline' | 'local-pool';
 
 /**
  * Everything `diocp.config.{js,mjs,json}` and `createServer()` accept. Every key is optional;
@@ -17,8 +17,18 @@ export interface DiocpConfig {
   port?: number;
   /** `auto` uses the native transport when it is installed, else `net`. */
   transport?: TransportChoice;
-  /** Where handlers run. This version has `inline` (on the gateway's thread). */
-  dispatch?: DispatchChoice;
+  /**
+   * Where handlers run: `inline` on the gateway's thread, `local-pool` on a pool of worker
+   * threads. The object form `{ mode, threads }` sets `threads` too.
+   */
+  dispatch?: DispatchChoice | { mode: DispatchChoice; threads?: number };
+  /** Handler threads in local-pool mode; 0 = one per core. */
+  threads?: number;
+  /**
+   * A module (relative to the config file) whose default export `(container) => void`
+   * registers DI tokens; run once per DI container (in every handler thread in local-pool).
+   */
+  setup?: string | null;
   /**
    * Handler classes, or paths of modules (files or folders of .js/.mjs files, relative to
    * the config file) whose exported @Command classes are loaded.
@@ -46,13 +56,18 @@ export interface DiocpConfig {
   logLevel?: string;
 }
 
-export type ResolvedConfig = Required<Omit<DiocpConfig, 'handlers'>> & { handlers: (string | HandlerClass)[] };
+export type ResolvedConfig = Required<Omit<DiocpConfig, 'handlers' | 'dispatch'>> & {
+  handlers: (string | HandlerClass)[];
+  dispatch: DispatchChoice;
+};
 
 export const defaults: ResolvedConfig = {
   host: '127.0.0.1',
   port: 7001,
   transport: 'auto',
   dispatch: 'inline',
+  threads: 0,
+  setup: null,
   handlers: [],
   maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
   maxConnections: 10_000,
@@ -83,7 +98,17 @@ const checks: Record<keyof DiocpConfig, Check> = {
   host: (v) => (typeof v === 'string' && v.length > 0 ? null : `must be a non-empty string, got ${show(v)}`),
   port: int(0, 65535),
   transport: oneOf(['auto', 'native', 'net']),
-  dispatch: oneOf(['inline']),
+  dispatch: (v) => {
+    const modes = ['inline', 'local-pool'];
+    if (typeof v === 'string') return modes.includes(v) ? null : `must be one of ${modes.join(', ')}, got ${show(v)}`;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be a mode name or { mode, threads }, got ${show(v)}`;
+    for (const k of Object.keys(v)) if (k !== 'mode' && k !== 'threads') return `has an unknown key "${k}" (known: mode, threads)`;
+    const o = v as { mode?: unknown; threads?: unknown };
+    if (typeof o.mode !== 'string' || !modes.includes(o.mode)) return `.mode must be one of ${modes.join(', ')}, got ${show(o.mode)}`;
+    return o.threads === undefined ? null : int(0, 1024)(o.threads) && `.threads ${int(0, 1024)(o.threads)}`;
+  },
+  threads: int(0, 1024),
+  setup: (v) => (v === null || (typeof v === 'string' && v.length > 0) ? null : `must be a module path or null, got ${show(v)}`),
   handlers: (v) =>
     Array.isArray(v) && v.every((h) => typeof h === 'string' || typeof h === 'function')
       ? null
@@ -121,6 +146,13 @@ export function resolveConfig(input: unknown, source = 'config'): ResolvedConfig
     if (value === undefined) continue;
     const problem = check(value);
     if (problem !== null) throw diocpError('DIOCP_ERR_CONFIG_INVALID', key, `${problem} (in ${source})`);
+    if (key === 'dispatch' && typeof value === 'object') {
+      // { mode, threads } is shorthand for dispatch + threads.
+      const o = value as { mode: DispatchChoice; threads?: number };
+      out.dispatch = o.mode;
+      if (o.threads !== undefined) out.threads = o.threads;
+      continue;
+    }
     out[key] = Array.isArray(value) ? [...value] : value;
   }
   const cfg = out as ResolvedConfig;

@@ -12,6 +12,12 @@ export interface CommandOptions {
   timeoutMs?: number;
   /** Requests of this command on one connection run one after another and are answered in arrival order. */
   ordered?: boolean;
+  /**
+   * Whether the request may be run again when the thread (local-pool) or logic process
+   * (remote) holding it died. Default true: at-least-once. false: answered with an error
+   * instead, for commands that must not run twice.
+   */
+  retry?: boolean;
 }
 
 export interface CommandMetadata {

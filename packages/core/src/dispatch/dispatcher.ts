@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Context } from '../gateway/context.js';
+import type { Context, GatewayApi } from '../gateway/context.js';
 import type { Route } from '../router/route.js';
 import type { Outcome } from './outcome.js';
 
@@ -15,6 +15,8 @@ export interface DispatchRequest {
   readonly oneway: boolean;
   readonly payload: Buffer;
   readonly route: Route;
+  /** True once the gateway answered it (or gave up on it: timeout, closed connection). */
+  readonly done: boolean;
 }
 
 /** What a dispatcher may call back into: the gateway. */
@@ -26,6 +28,8 @@ export interface DispatcherHost {
   complete(request: DispatchRequest, outcome: Outcome): void;
   /** The live context of a connection, or undefined once it closed. */
   context(connectionId: number): Context | undefined;
+  /** push / broadcast, for effects that handlers produced elsewhere. */
+  readonly gateway: GatewayApi;
   readonly logger: Logger;
   readonly debug: boolean;
 }
@@ -39,6 +43,8 @@ export interface Dispatcher {
   start(host: DispatcherHost): Promise<void>;
   /** Requests of one read, in arrival order. Must not throw. */
   dispatch(batch: readonly DispatchRequest[]): void;
+  /** The gateway answered TIMEOUT for `request` (a chance to replace a stuck thread). */
+  timedOut?(request: DispatchRequest): void;
   /** Stop taking work; resolves when what was given has been completed or abandoned. */
   stop(): Promise<void>;
 }

@@ -17,7 +17,7 @@ export function runHandler(route: Route, payload: Buffer, ctx: Context, debug: b
   }
   let result: unknown;
   try {
-    result = route.handler.handle(request, ctx);
+    result = route.handler!.handle(request, ctx);
   } catch (err) {
     return errorOutcome(err, debug);
   }

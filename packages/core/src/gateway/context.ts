@@ -9,10 +9,12 @@ export interface GatewayApi {
    */
   push(connectionId: number, command: number, payload?: unknown): boolean;
   /**
-   * PUSH to every open connection for which `filter` (if given) returns true. The payload
-   * is encoded once. Returns how many connections it was queued for.
+   * PUSH to every open connection, but those the filter leaves out: `{ except: id | ids }`
+   * (works in every dispatch mode) or a function of each connection's context (inline
+   * dispatch only: it needs the connections in this thread). The payload is encoded once.
+   * Returns how many connections it was queued for (-1 from a handler thread: not known there).
    */
-  broadcast(command: number, payload?: unknown, filter?: (ctx: Context) => boolean): number;
+  broadcast(command: number, payload?: unknown, filter?: ((ctx: Context) => boolean) | { except?: number | readonly number[] }): number;
   /** Connections open now. */
   readonly connectionCount: number;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Frame } from '../codec/frame.js';
 import { jsonCodec } from '../codec/payload-codecs.js';
+import { encodePushPayload, exceptIds } from '../dispatch/push-payload.js';
 import type { Dispatcher, DispatcherHost, DispatchRequest } from '../dispatch/dispatcher.js';
 import { frameworkError, type ErrorBody, type Outcome } from '../dispatch/outcome.js';
 import { diocpError, type DiocpError, type ProtocolError } from '../errors.js';
@@ -210,6 +211,7 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
       list = new DeadlineList(ms, (node) => {
         const req = node as GatewayRequest;
         this.complete(req, frameworkError(diocpError('DIOCP_ERR_HANDLER_TIMEOUT', req.command, ms)));
+        this.dispatcher.timedOut?.(req);
       });
       this.deadlines.set(ms, list);
     }
@@ -299,35 +301,25 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
     return this.send(conn, Flags.PUSH, command, Status.OK, 0, bytes);
   }
 
-  broadcast(command: number, payload?: unknown, filter?: (ctx: Context) => boolean): number {
+  get gateway(): GatewayApi {
+    return this;
+  }
+
+  broadcast(command: number, payload?: unknown, filter?: ((ctx: Context) => boolean) | { except?: number | readonly number[] }): number {
     const bytes = this.encodePush(command, payload);
+    const fn = typeof filter === 'function' ? filter : undefined;
+    const except = typeof filter === 'object' ? exceptIds(filter) : undefined;
     let n = 0;
     for (const conn of this.byTransport.values()) {
-      if (filter !== undefined && !filter(conn)) continue;
+      if (fn !== undefined && !fn(conn)) continue;
+      if (except !== undefined && except.has(conn.connectionId)) continue;
       if (this.send(conn, Flags.PUSH, command, Status.OK, 0, bytes)) n++;
     }
     return n;
   }
 
   private encodePush(command: number, payload: unknown): Uint8Array {
-    if (!Number.isInteger(command) || command < 1 || command > 0xffff) {
-      throw diocpError('DIOCP_ERR_GATEWAY_BAD_PUSH', `the command must be an integer in 1..65535, got ${command}`);
-    }
-    let bytes: Uint8Array;
-    if (payload instanceof Uint8Array) bytes = payload;
-    else if (typeof payload === 'string') bytes = Buffer.from(payload, 'utf8');
-    else {
-      const codec = this.router.get(command)?.codec ?? jsonCodec;
-      try {
-        bytes = codec.encode(payload);
-      } catch (err) {
-        throw diocpError('DIOCP_ERR_GATEWAY_BAD_PUSH', `the payload cannot be encoded as ${codec.name}: ${(err as Error).message}`);
-      }
-    }
-    if (bytes.length > this.options.maxFrameSize) {
-      throw diocpError('DIOCP_ERR_GATEWAY_BAD_PUSH', `${bytes.length} bytes is over maxFrameSize ${this.options.maxFrameSize}`);
-    }
-    return bytes;
+    return encodePushPayload(this.router, command, payload, this.options.maxFrameSize);
   }
 
   // ---- lifecycle ----

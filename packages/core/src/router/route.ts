@@ -10,5 +10,8 @@ export interface Route {
   /** 0 = no timeout. */
   readonly timeoutMs: number;
   readonly ordered: boolean;
-  readonly handler: CommandHandler;
+  /** false: never run twice after a thread or logic process died while holding the request. */
+  readonly retry: boolean;
+  /** The instance that handles it, where handlers run in this thread (inline dispatch). */
+  readonly handler: CommandHandler | undefined;
 }

@@ -14,9 +14,14 @@ export interface ScanOptions {
   container?: DependencyContainer;
   /** Timeout for commands that set none; 0 = none. */
   defaultTimeoutMs?: number;
+  /**
+   * Construct one instance per class (default true). False for a gateway whose handlers run
+   * elsewhere (a worker thread, a logic process): it needs only the table.
+   */
+  instantiate?: boolean;
 }
 
-const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof CommandOptions>(['codec', 'timeoutMs', 'ordered']);
+const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof CommandOptions>(['codec', 'timeoutMs', 'ordered', 'retry']);
 
 /**
  * Build the command table from decorated classes: validate every declaration, then resolve
@@ -46,7 +51,7 @@ export function scanCommands(classes: readonly HandlerClass[], options: ScanOpti
     const opts = meta.options;
     for (const key of Object.keys(opts)) {
       if (!KNOWN_OPTIONS.has(key)) {
-        throw diocpError('DIOCP_ERR_COMMAND_BAD_OPTION', name, key, 'is not an option (known: codec, timeoutMs, ordered)');
+        throw diocpError('DIOCP_ERR_COMMAND_BAD_OPTION', name, key, 'is not an option (known: codec, timeoutMs, ordered, retry)');
       }
     }
     const codec = resolveCodec(opts.codec, name);
@@ -54,11 +59,14 @@ export function scanCommands(classes: readonly HandlerClass[], options: ScanOpti
     if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 2 ** 31 - 1) {
       throw diocpError('DIOCP_ERR_COMMAND_BAD_OPTION', name, 'timeoutMs', `must be a whole number of ms >= 0, got ${String(opts.timeoutMs)}`);
     }
-    if (opts.ordered !== undefined && typeof opts.ordered !== 'boolean') {
-      throw diocpError('DIOCP_ERR_COMMAND_BAD_OPTION', name, 'ordered', `must be true or false, got ${String(opts.ordered)}`);
+    for (const flag of ['ordered', 'retry'] as const) {
+      if (opts[flag] !== undefined && typeof opts[flag] !== 'boolean') {
+        throw diocpError('DIOCP_ERR_COMMAND_BAD_OPTION', name, flag, `must be true or false, got ${String(opts[flag])}`);
+      }
     }
-    routes.push({ command: id, name, codec, timeoutMs, ordered: opts.ordered === true, handler: undefined as never });
+    routes.push({ command: id, name, codec, timeoutMs, ordered: opts.ordered === true, retry: opts.retry !== false, handler: undefined });
   }
+  if (options.instantiate === false) return routes;
   // Resolve only once every declaration is known to be valid.
   return routes.map((route, i) => {
     let handler: CommandHandler;

@@ -19,6 +19,8 @@ describe('resolveConfig: defaults', () => {
       port: 7001,
       transport: 'auto',
       dispatch: 'inline',
+      threads: 0,
+      setup: null,
       handlers: [],
       maxFrameSize: 16 * MiB,
       maxConnections: 10_000,
@@ -111,6 +113,8 @@ describe('resolveConfig: invalid values name the key', () => {
     shutdownTimeoutMs: [-1, 2 ** 31, 1.5, '10000', null],
     debug: ['true', 1, 0, null, 'yes'],
     logLevel: ['verbose', 'INFO', '', 30, null],
+    threads: [-1, 1.5, '2', 1025, null],
+    setup: ['', 5, true, {}],
   };
 
   it('covers every config key', () => {
@@ -239,5 +243,27 @@ describe('resolveConfig: results are independent', () => {
     const second = resolveConfig({});
     expect(second.handlers).toEqual([]);
     expect(second.port).toBe(7001);
+  });
+});
+
+describe('resolveConfig: dispatch as { mode, threads }', () => {
+  it('flattens into dispatch and threads', () => {
+    const c = resolveConfig({ dispatch: { mode: 'local-pool', threads: 3 } });
+    expect(c.dispatch).toBe('local-pool');
+    expect(c.threads).toBe(3);
+    expect(resolveConfig({ dispatch: { mode: 'inline' } }).threads).toBe(0);
+  });
+
+  it.each([
+    [{ mode: 'remote-ish' }, /\.mode must be one of inline, local-pool/],
+    [{ threads: 2 }, /\.mode must be one of/],
+    [{ mode: 'local-pool', threads: -1 }, /\.threads must be a whole number in 0\.\.1024/],
+    [{ mode: 'local-pool', workers: 2 }, /unknown key "workers"/],
+    [[], /must be a mode name or \{ mode, threads \}/],
+  ])('%j → DIOCP_ERR_CONFIG_INVALID naming dispatch', (value, message) => {
+    const err = thrown(() => resolveConfig({ dispatch: value }));
+    expect(err.code).toBe('DIOCP_ERR_CONFIG_INVALID');
+    expect(err.message).toContain('"dispatch"');
+    expect(err.message).toMatch(message);
   });
 });

@@ -1,9 +1,11 @@
-// The reference pages must follow the code: every error code, wire status and config key
-// is documented, and the docs name no code that no longer exists.
+// The reference pages must follow the code: every error code (of @diocp/core and of
+// @diocp/jobs), wire status and config key is documented, and the docs name no code that no
+// longer exists.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { jobErrorDefs } from '@diocp/jobs';
 import { configDefaults, configKeys, errorDefs, Status } from '../../src/index.js';
 
 // packages/core/test/docs → repo root
@@ -26,6 +28,8 @@ function rows(markdown: string): string[][] {
 }
 
 const codes = Object.keys(errorDefs);
+/** @diocp/jobs codes: thrown in the application's process only, never sent on the wire. */
+const jobCodes = Object.keys(jobErrorDefs);
 const statuses = Object.entries(Status) as [string, number][];
 
 describe('docs/', () => {
@@ -69,15 +73,30 @@ describe('docs/errors.md', () => {
     expect(table.some((cells) => cells[0] === '100–65535' && cells[1] === 'application')).toBe(true);
   });
 
-  it('names no DIOCP_ERR_* code that errorDefs does not have (here, on other docs pages, in READMEs)', () => {
+  it.each(jobCodes)('documents the @diocp/jobs code %s in a table row of its own', (code) => {
+    expect(errors.includes('`' + code + '`'), `\`${code}\` is not in docs/errors.md`).toBe(true);
+    expect(table.some((cells) => cells[0] === '`' + code + '`'), `no row starting with \`${code}\``).toBe(true);
+  });
+
+  it('has a row with a description for every @diocp/jobs code, and none for a code jobErrorDefs lacks', () => {
+    const documented = table.map((cells) => cells[0] ?? '').filter((c) => /^`DIOCP_ERR_JOBS_[A-Z0-9_]+`$/.test(c)).map((c) => c.slice(1, -1));
+    expect(documented.filter((c) => !jobCodes.includes(c))).toEqual([]);
+    for (const code of jobCodes) {
+      const row = table.find((cells) => cells[0] === '`' + code + '`');
+      expect(row && row.length >= 3 && row[2]!.length > 10, `the row of \`${code}\` says nothing`).toBe(true);
+    }
+  });
+
+  it('names no DIOCP_ERR_* code that errorDefs / jobErrorDefs do not have (here, on other docs pages, in READMEs)', () => {
+    const known = [...codes, ...jobCodes];
     const pages = [
       ...readdirSync(docsDir).filter((f) => f.endsWith('.md')).map((f) => path.join(docsDir, f)),
-      ...['README.md', 'packages/core/README.md', 'templates/default/README.md'].map((f) => path.join(repoRoot, f)),
+      ...['README.md', 'packages/core/README.md', 'packages/jobs/README.md', 'templates/default/README.md'].map((f) => path.join(repoRoot, f)),
     ].filter((file) => existsSync(file));
     const stale: string[] = [];
     for (const page of pages) {
       for (const m of readFileSync(page, 'utf8').matchAll(/DIOCP_ERR_[A-Z0-9_]*[A-Z0-9]/g)) {
-        if (!codes.includes(m[0])) stale.push(`${path.relative(repoRoot, page)}: ${m[0]}`);
+        if (!known.includes(m[0])) stale.push(`${path.relative(repoRoot, page)}: ${m[0]}`);
       }
     }
     expect(stale).toEqual([]);

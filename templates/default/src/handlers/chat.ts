@@ -7,7 +7,8 @@ export interface ChatMessage {
 
 /**
  * 0x03 (JSON): `{"text":"hi"}` → PUSH `{"from":"alice","text":"hi"}` on command 0x03 to every
- * other connection; the sender gets `{"delivered": <count>}`.
+ * other connection; the sender gets `{"delivered": <count>}` (-1 when it ran on a handler
+ * thread, which cannot know how many connections the gateway reached).
  */
 @Command(0x03, { codec: 'json' })
 export class Chat {
@@ -15,7 +16,8 @@ export class Chat {
     const text = typeof req?.text === 'string' ? req.text : '';
     const from = (ctx.session.get('user') as string | undefined) ?? `guest-${ctx.connectionId}`;
     const message: ChatMessage = { from, text };
-    const delivered = ctx.gateway.broadcast(0x03, message, (other) => other.connectionId !== ctx.connectionId);
+    // { except } works in every dispatch mode (a filter function needs inline dispatch).
+    const delivered = ctx.gateway.broadcast(0x03, message, { except: ctx.connectionId });
     return { delivered };
   }
 }

@@ -1,0 +1,254 @@
+import { createJobPool, type JobHandle, type JobPool } from '@diocp/jobs';
+import { diocpError } from '../errors.js';
+import { Status } from '../protocol/constants.js';
+import type { Dispatcher, DispatcherHost, DispatchRequest } from './dispatcher.js';
+import { frameworkError, type Outcome } from './outcome.js';
+import { dispatchBatch } from './pool-thread.js';
+import { ReqState, type PoolBatch, type PoolInit, type PoolResult } from './pool-protocol.js';
+
+export interface PoolDispatcherOptions {
+  /** Handler threads. */
+  threads: number;
+  /** Absolute paths of the compiled handler modules every thread loads. */
+  handlerModules: string[];
+  /** Module whose default export (container) => void registers DI tokens in each thread. */
+  setup: string | null;
+  debug: boolean;
+  defaultTimeoutMs: number;
+  maxFrameSize: number;
+  logLevel: string;
+}
+
+/** Most requests in one batch: bounds what one stuck or crashed thread can hold. */
+const MAX_BATCH = 512;
+/** A request is tried at most this often when threads holding it die. */
+const MAX_ATTEMPTS = 2;
+/**
+ * After a request timed out, a batch whose thread showed no sign of life for this long is
+ * stuck (an endless loop): its thread is replaced. Ten heartbeats of a live thread fit in it.
+ */
+const STUCK_MS = 100;
+
+interface InFlight {
+  reqs: DispatchRequest[];
+  status: Int32Array;
+  handle: JobHandle<PoolResult>;
+  watchdog: NodeJS.Timeout | null;
+}
+
+/**
+ * Runs handlers on a worker-thread pool (@diocp/jobs): the requests of a tick go out as a
+ * few batches, one job each; every thread builds its own DI container and handler table.
+ * A thread that dies or is stuck past a timeout is replaced, and the requests it held are
+ * re-posted (unless their command says `retry: false`) or answered with an error.
+ */
+export class PoolDispatcher implements Dispatcher {
+  readonly mode = 'local-pool';
+  private host: DispatcherHost | null = null;
+  private pool: JobPool | null = null;
+  private readonly init: PoolInit;
+  private readonly initKey: string;
+  private pending: DispatchRequest[] = [];
+  private flushQueued = false;
+  private readonly inflight = new Set<InFlight>();
+  private readonly batchOf = new Map<DispatchRequest, InFlight>();
+  private readonly attempts = new Map<DispatchRequest, number>();
+  private stopping = false;
+
+  constructor(private readonly options: PoolDispatcherOptions) {
+    this.init = {
+      handlerModules: options.handlerModules,
+      setup: options.setup,
+      debug: options.debug,
+      defaultTimeoutMs: options.defaultTimeoutMs,
+      maxFrameSize: options.maxFrameSize,
+      logLevel: options.logLevel,
+    };
+    this.initKey = JSON.stringify(this.init);
+  }
+
+  async start(host: DispatcherHost): Promise<void> {
+    this.host = host;
+    const t = this.options.threads;
+    this.pool = createJobPool({
+      minThreads: t,
+      maxThreads: t,
+      onError: (_job, err) => host.logger.debug({ err: err.message }, 'handler thread job failed'),
+    });
+  }
+
+  dispatch(batch: readonly DispatchRequest[]): void {
+    if (this.stopping) {
+      for (const r of batch) this.host!.complete(r, frameworkError(diocpError('DIOCP_ERR_GATEWAY_SHUTTING_DOWN')));
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) this.pending.push(batch[i]!);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      // Every read of this turn of the event loop joins the same batches.
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    const all = this.pending;
+    this.pending = [];
+    if (all.length === 0) return;
+    // One batch per thread when there is enough work, each at most about MAX_BATCH. The
+    // requests of one connection stay together and in order, as they would run inline.
+    const parts = Math.max(Math.min(this.options.threads, all.length), Math.ceil(all.length / MAX_BATCH));
+    if (parts === 1) {
+      this.post(all);
+      return;
+    }
+    const byConn = new Map<number, DispatchRequest[]>();
+    for (const r of all) {
+      const list = byConn.get(r.connectionId);
+      if (list) list.push(r);
+      else byConn.set(r.connectionId, [r]);
+    }
+    const batches: DispatchRequest[][] = Array.from({ length: parts }, () => []);
+    for (const list of byConn.values()) {
+      let least = batches[0]!;
+      for (const b of batches) if (b.length < least.length) least = b;
+      for (const r of list) least.push(r);
+    }
+    for (const b of batches) if (b.length) this.post(b);
+  };
+
+  private post(reqs: DispatchRequest[]): void {
+    const host = this.host!;
+    const n = reqs.length;
+    let bytes = 0;
+    for (let i = 0; i < n; i++) bytes += reqs[i]!.payload.length;
+    const payload = new Uint8Array(bytes);
+    const offsets: number[] = new Array(n + 1);
+    const conn: number[] = new Array(n);
+    const cmd: number[] = new Array(n);
+    const oneway: boolean[] = new Array(n);
+    const peers: PoolBatch['peers'] = {};
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const r = reqs[i]!;
+      offsets[i] = at;
+      payload.set(r.payload, at);
+      at += r.payload.length;
+      conn[i] = r.connectionId;
+      cmd[i] = r.command;
+      oneway[i] = r.oneway;
+      if (peers[r.connectionId] === undefined) {
+        const ctx = host.context(r.connectionId);
+        peers[r.connectionId] = ctx ? [ctx.remoteAddress, ctx.remotePort, ctx.session.size ? [...ctx.session] : []] : ['', 0, []];
+      }
+    }
+    offsets[n] = at;
+    const statusBuf = new SharedArrayBuffer(4 * (n + 1));
+    const data: PoolBatch = { init: this.init, initKey: this.initKey, status: statusBuf, conn, cmd, oneway, payload, offsets, peers };
+    // retry: false — a batch is never re-run whole; this dispatcher decides per request.
+    const handle = this.pool!.post(dispatchBatch, data, { retry: false });
+    const b: InFlight = { reqs, status: new Int32Array(statusBuf), handle, watchdog: null };
+    this.inflight.add(b);
+    for (const r of reqs) this.batchOf.set(r, b);
+    handle.result.then(
+      (res) => this.onResult(b, res),
+      (err: Error) => this.onFailed(b, err),
+    );
+  }
+
+  private settle(b: InFlight): void {
+    this.inflight.delete(b);
+    if (b.watchdog) clearTimeout(b.watchdog);
+    for (const r of b.reqs) this.batchOf.delete(r);
+  }
+
+  private onResult(b: InFlight, res: PoolResult): void {
+    this.settle(b);
+    const host = this.host!;
+    const gw = host.gateway;
+    for (const e of res.effects) {
+      try {
+        if (e.k === 'push') gw.push(e.to, e.c, e.b);
+        else if (e.k === 'bcast') gw.broadcast(e.c, e.b, { except: e.except });
+        else {
+          const session = host.context(e.to)?.session;
+          if (session === undefined) continue;
+          if (e.k === 'set') session.set(e.key, e.v);
+          else if (e.k === 'del') session.delete(e.key);
+          else session.clear();
+        }
+      } catch (err) {
+        host.logger.warn({ err: (err as Error).message }, 'a handler effect from a thread could not be applied');
+      }
+    }
+    const buf = Buffer.from(res.payload.buffer, res.payload.byteOffset, res.payload.byteLength);
+    for (let i = 0; i < b.reqs.length; i++) {
+      const r = b.reqs[i]!;
+      this.attempts.delete(r);
+      const st = res.st[i]!;
+      host.complete(r, st === 0 ? { status: 0, payload: buf.subarray(res.offsets[i]!, res.offsets[i + 1]!) } : { status: st, error: res.errors[i]! });
+    }
+  }
+
+  /** The batch's thread died (or was ended as stuck): decide request by request. */
+  private onFailed(b: InFlight, err: Error): void {
+    this.settle(b);
+    const host = this.host!;
+    const again: DispatchRequest[] = [];
+    for (let i = 0; i < b.reqs.length; i++) {
+      const r = b.reqs[i]!;
+      const st = Atomics.load(b.status, i);
+      const tries = (this.attempts.get(r) ?? 1);
+      if (this.stopping) {
+        this.attempts.delete(r);
+        host.complete(r, frameworkError(diocpError('DIOCP_ERR_GATEWAY_SHUTTING_DOWN')));
+      } else if (r.done) {
+        this.attempts.delete(r); // already answered (it timed out): nothing to re-run
+      } else if (st === ReqState.Queued) {
+        again.push(r); // never started: safe to run elsewhere
+      } else if (!r.route.retry) {
+        this.attempts.delete(r);
+        host.complete(r, failure(Status.UNAVAILABLE, `the handler thread holding it died (${err.message}); not retried: the command is marked retry: false`));
+      } else if (tries >= MAX_ATTEMPTS) {
+        this.attempts.delete(r);
+        host.complete(r, failure(Status.HANDLER_ERROR, `the handler thread died while running it, ${tries} times (${err.message})`));
+      } else {
+        this.attempts.set(r, tries + 1);
+        again.push(r);
+      }
+    }
+    if (again.length) {
+      host.logger.warn({ reposted: again.length, err: err.message }, 'a handler thread died; re-posting its requests');
+      this.post(again);
+    }
+  }
+
+  /** The gateway answered TIMEOUT: if the thread holding the request is stuck, replace it. */
+  timedOut(request: DispatchRequest): void {
+    const b = this.batchOf.get(request);
+    if (b === undefined || b.watchdog !== null) return;
+    const n = b.reqs.length;
+    const progress = Atomics.load(b.status, n);
+    b.watchdog = setTimeout(() => {
+      b.watchdog = null;
+      if (!this.inflight.has(b)) return;
+      if (Atomics.load(b.status, n) === progress && b.reqs.some((_, i) => Atomics.load(b.status, i) === ReqState.Started)) {
+        this.host!.logger.warn({ requests: n }, 'a handler thread is stuck past a timeout; replacing it');
+        b.handle.cancel({ force: true });
+      }
+    }, STUCK_MS);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.pending.length) this.flush();
+    // The gateway has answered or given up on everything by now: what still runs is stuck
+    // or late, so end those threads rather than wait for them.
+    if (this.inflight.size) await this.pool?.destroy();
+    else await this.pool?.close();
+  }
+}
+
+function failure(status: number, message: string): Outcome {
+  return { status, error: { code: status, message, error: status === Status.UNAVAILABLE ? 'DIOCP_ERR_DISPATCH_UNAVAILABLE' : 'DIOCP_ERR_DISPATCH_THREAD_DIED' } };
+}

@@ -1,0 +1,189 @@
+// The handler-thread side of local-pool dispatch: loaded by @diocp/jobs worker threads.
+// Each thread builds its own DI container and handler table from the compiled handler
+// modules, then runs batches of requests with the same runHandler the inline mode uses.
+import 'reflect-metadata';
+import { container as rootContainer } from 'tsyringe';
+import { defineJob } from '@diocp/jobs';
+import { pino, type Logger } from 'pino';
+import { pathToFileURL } from 'node:url';
+import { runSetup } from '../config/load.js';
+import { diocpError } from '../errors.js';
+import type { Context, GatewayApi } from '../gateway/context.js';
+import { Router } from '../router/router.js';
+import { collectCommandClasses, scanCommands } from '../router/scanner.js';
+import { compiledUrl } from '../util/compiled-url.js';
+import { frameworkError, type Outcome } from './outcome.js';
+import { encodePushPayload, exceptIds, type BroadcastFilter } from './push-payload.js';
+import { ReqState, type Effect, type PoolBatch, type PoolInit, type PoolResult } from './pool-protocol.js';
+import { runHandler } from './run-handler.js';
+
+/** How often a thread with async handlers in flight shows it is alive. */
+export const HEARTBEAT_MS = 10;
+
+interface Runtime {
+  key: string;
+  router: Router | null;
+  ready: Promise<Router>;
+  logger: Logger;
+}
+let runtime: Runtime | null = null;
+
+async function build(init: PoolInit): Promise<Router> {
+  const container = rootContainer.createChildContainer();
+  if (init.setup) await runSetup(init.setup, container);
+  const modules = await Promise.all(init.handlerModules.map((m) => import(pathToFileURL(m).href) as Promise<Record<string, unknown>>));
+  return new Router(scanCommands(collectCommandClasses(modules), { container, defaultTimeoutMs: init.defaultTimeoutMs }));
+}
+
+function runtimeFor(batch: PoolBatch): Runtime {
+  if (runtime === null || runtime.key !== batch.initKey) {
+    const r: Runtime = { key: batch.initKey, router: null, ready: build(batch.init), logger: pino({ name: 'diocp-thread', level: batch.init.logLevel }) };
+    r.ready.then((router) => (r.router = router), () => {});
+    runtime = r;
+  }
+  return runtime;
+}
+
+/** The session a handler sees in a thread: the gateway's entries, with every change recorded. */
+class RecordingSession extends Map<string, unknown> {
+  private recording = false;
+  constructor(
+    entries: [string, unknown][],
+    private readonly to: number,
+    private readonly effects: Effect[],
+  ) {
+    super(entries);
+    this.recording = true;
+  }
+  override set(key: string, value: unknown): this {
+    super.set(key, value);
+    if (this.recording) this.effects.push({ k: 'set', to: this.to, key, v: value });
+    return this;
+  }
+  override delete(key: string): boolean {
+    const had = super.delete(key);
+    if (had) this.effects.push({ k: 'del', to: this.to, key });
+    return had;
+  }
+  override clear(): void {
+    super.clear();
+    this.effects.push({ k: 'clear', to: this.to });
+  }
+}
+
+function contexts(batch: PoolBatch, rt: Runtime, router: Router, effects: Effect[]) {
+  const byConn = new Map<number, Context>();
+  const max = batch.init.maxFrameSize;
+  const gateway: GatewayApi = {
+    push(to, command, payload) {
+      effects.push({ k: 'push', to, c: command, b: encodePushPayload(router, command, payload, max) });
+      return true;
+    },
+    broadcast(command, payload, filter?: BroadcastFilter<Context>) {
+      if (typeof filter === 'function') {
+        throw diocpError('DIOCP_ERR_GATEWAY_BAD_PUSH', 'a broadcast filter function only works with inline dispatch; pass { except: connectionId } instead');
+      }
+      effects.push({ k: 'bcast', c: command, b: encodePushPayload(router, command, payload, max), except: [...exceptIds(filter)] });
+      // The gateway knows how many it reached; a thread can only say it was queued.
+      return -1;
+    },
+    get connectionCount() {
+      return -1;
+    },
+  };
+  const get = (id: number): Context => {
+    let ctx = byConn.get(id);
+    if (ctx === undefined) {
+      const [address, port, entries] = batch.peers[id] ?? ['', 0, []];
+      let log: Logger | null = null;
+      ctx = {
+        connectionId: id,
+        remoteAddress: address,
+        remotePort: port,
+        session: new RecordingSession(entries, id, effects),
+        push: (command: number, payload?: unknown) => gateway.push(id, command, payload),
+        gateway,
+        get logger() {
+          return (log ??= rt.logger.child({ conn: id }));
+        },
+      };
+      byConn.set(id, ctx);
+    }
+    return ctx;
+  };
+  return get;
+}
+
+/** One batch of requests, run the way the inline dispatcher runs them. */
+export const dispatchBatch = defineJob(compiledUrl(import.meta.url), 'diocp.dispatch', (batch: PoolBatch): PoolResult | Promise<PoolResult> => {
+  const rt = runtimeFor(batch);
+  // The first batch of a thread waits for its table; later ones run handlers synchronously
+  // inside the job, where @diocp/jobs turns a handler's process.exit into an error.
+  if (rt.router === null) return rt.ready.then((router) => run(batch, rt, router));
+  return run(batch, rt, rt.router);
+});
+
+function run(batch: PoolBatch, rt: Runtime, router: Router): PoolResult | Promise<PoolResult> {
+  const n = batch.conn.length;
+  const status = new Int32Array(batch.status);
+  const effects: Effect[] = [];
+  const get = contexts(batch, rt, router, effects);
+  const outcomes: Outcome[] = new Array(n);
+  let pending: Promise<void>[] | null = null;
+  for (let i = 0; i < n; i++) {
+    Atomics.store(status, i, ReqState.Started);
+    Atomics.add(status, n, 1);
+    const route = router.get(batch.cmd[i]!);
+    const payload = Buffer.from(batch.payload.buffer, batch.payload.byteOffset + batch.offsets[i]!, batch.offsets[i + 1]! - batch.offsets[i]!);
+    const o = route === undefined
+      ? frameworkError(diocpError('DIOCP_ERR_ROUTER_UNKNOWN_COMMAND', batch.cmd[i]!))
+      : runHandler(route, payload, get(batch.conn[i]!), batch.init.debug);
+    if (o instanceof Promise) {
+      const idx = i;
+      (pending ??= []).push(
+        o.then((res) => {
+          outcomes[idx] = res;
+          Atomics.store(status, idx, ReqState.Finished);
+        }),
+      );
+    } else {
+      outcomes[i] = o;
+      Atomics.store(status, i, ReqState.Finished);
+    }
+  }
+  if (pending === null) return pack(outcomes, effects);
+  // While handlers wait on I/O the event loop is alive: say so, so that a slow async handler
+  // is not taken for a stuck thread (one in an endless loop stops this heartbeat).
+  const heartbeat = setInterval(() => Atomics.add(status, n, 1), HEARTBEAT_MS);
+  return Promise.all(pending).then(() => {
+    clearInterval(heartbeat);
+    return pack(outcomes, effects);
+  });
+}
+
+function pack(outcomes: Outcome[], effects: Effect[]): PoolResult {
+  const n = outcomes.length;
+  const st: number[] = new Array(n);
+  const offsets: number[] = new Array(n + 1);
+  const errors: Record<number, PoolResult['errors'][number]> = {};
+  let size = 0;
+  for (let i = 0; i < n; i++) {
+    const o = outcomes[i]!;
+    st[i] = o.status;
+    if (o.status === 0) size += (o as { payload: Buffer }).payload.length;
+    else errors[i] = (o as { error: PoolResult['errors'][number] }).error;
+  }
+  const payload = new Uint8Array(size);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    offsets[i] = at;
+    const o = outcomes[i]!;
+    if (o.status === 0) {
+      const p = (o as { payload: Buffer }).payload;
+      payload.set(p, at);
+      at += p.length;
+    }
+  }
+  offsets[n] = at;
+  return { st, payload, offsets, errors, effects };
+}
