@@ -509,10 +509,49 @@ async function main() {
     console.error(`bench: ${errors} protocol/request error(s), ${failed} failed run(s)`);
     process.exitCode = 1;
   }
+
+  // Then the @diocp/jobs benchmark (bench/jobs.mjs), in its own process.
+  await runJobsBench(opts, md);
+}
+
+// ---------------------------------------------------------------- @diocp/jobs bench
+
+let liveJobsBench = null;
+
+// Runs `node bench/jobs.mjs [--quick]` (its progress and table go straight to our output) and
+// appends its table (bench/.build/jobs-last-run.md) to bench/.build/last-run.md.
+// BENCH_SKIP_JOBS=1 skips it.
+async function runJobsBench(opts, echoMd) {
+  if (process.env.BENCH_SKIP_JOBS === '1') {
+    console.log('bench: BENCH_SKIP_JOBS=1: @diocp/jobs benchmark skipped');
+    return;
+  }
+  const args = [path.join(benchDir, 'jobs.mjs'), ...(opts.quick ? ['--quick'] : [])];
+  const mdFile = path.join(buildDir, 'jobs-last-run.md');
+  fs.rmSync(mdFile, { force: true });
+  console.log('');
+  console.log(`bench: @diocp/jobs: node bench/jobs.mjs${opts.quick ? ' --quick' : ''}`);
+  const status = await new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+    liveJobsBench = child;
+    child.on('error', (e) => resolve(`spawn failed: ${e.message}`));
+    child.on('close', (code, signal) => {
+      liveJobsBench = null;
+      resolve(signal ? `signal ${signal}` : code === 0 ? 0 : `exit code ${code}`);
+    });
+  });
+  if (status !== 0 || !fs.existsSync(mdFile)) {
+    console.error(`bench: bench/jobs.mjs failed (${status === 0 ? 'no table written' : status})`);
+    process.exitCode = 1;
+    return;
+  }
+  fs.writeFileSync(path.join(buildDir, 'last-run.md'), echoMd + '\n' + fs.readFileSync(mdFile, 'utf8'));
+  console.log(`written: ${path.relative(root, path.join(buildDir, 'last-run.md'))} (echo and @diocp/jobs tables)`);
 }
 
 async function cleanupAndExit(code) {
   if (liveLoadgen) liveLoadgen.kill('SIGKILL');
+  if (liveJobsBench) liveJobsBench.kill('SIGKILL');
   for (const srv of live) {
     const pid = srv.child.pid;
     if (!pid) continue;

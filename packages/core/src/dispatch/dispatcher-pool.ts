@@ -21,8 +21,10 @@ export interface PoolDispatcherOptions {
 
 /** Most requests in one batch: bounds what one stuck or crashed thread can hold. */
 const MAX_BATCH = 512;
-/** A request is tried at most this often when threads holding it die. */
+/** A request running when its thread died is tried at most this often in all. */
 const MAX_ATTEMPTS = 2;
+/** A request is re-posted at most this often, whatever the reason (bounds any crash loop). */
+const MAX_REPOSTS = 5;
 /**
  * After a request timed out, a batch whose thread showed no sign of life for this long is
  * stuck (an endless loop): its thread is replaced. Ten heartbeats of a live thread fit in it.
@@ -52,7 +54,10 @@ export class PoolDispatcher implements Dispatcher {
   private flushQueued = false;
   private readonly inflight = new Set<InFlight>();
   private readonly batchOf = new Map<DispatchRequest, InFlight>();
+  /** Times a request was running when its thread died (it may be the cause). */
   private readonly attempts = new Map<DispatchRequest, number>();
+  /** Times a request was re-posted for any reason. */
+  private readonly reposts = new Map<DispatchRequest, number>();
   private stopping = false;
 
   constructor(private readonly options: PoolDispatcherOptions) {
@@ -184,43 +189,64 @@ export class PoolDispatcher implements Dispatcher {
     const buf = Buffer.from(res.payload.buffer, res.payload.byteOffset, res.payload.byteLength);
     for (let i = 0; i < b.reqs.length; i++) {
       const r = b.reqs[i]!;
-      this.attempts.delete(r);
+      this.forget(r);
       const st = res.st[i]!;
       host.complete(r, st === 0 ? { status: 0, payload: buf.subarray(res.offsets[i]!, res.offsets[i + 1]!) } : { status: st, error: res.errors[i]! });
     }
   }
 
-  /** The batch's thread died (or was ended as stuck): decide request by request. */
+  /**
+   * The batch's thread died (or was ended as stuck): decide request by request. Requests that
+   * had not started run elsewhere. Requests that had finished lost their result with the
+   * thread: they run again unless `retry: false`. Requests still running may be what killed
+   * the thread: they run again alone (so they cannot take others down with them), at most
+   * MAX_ATTEMPTS times in all.
+   */
   private onFailed(b: InFlight, err: Error): void {
     this.settle(b);
     const host = this.host!;
     const again: DispatchRequest[] = [];
+    const alone: DispatchRequest[] = [];
     for (let i = 0; i < b.reqs.length; i++) {
       const r = b.reqs[i]!;
       const st = Atomics.load(b.status, i);
-      const tries = (this.attempts.get(r) ?? 1);
+      const reposts = (this.reposts.get(r) ?? 0) + 1;
       if (this.stopping) {
-        this.attempts.delete(r);
+        this.forget(r);
         host.complete(r, frameworkError(diocpError('DIOCP_ERR_GATEWAY_SHUTTING_DOWN')));
       } else if (r.done) {
-        this.attempts.delete(r); // already answered (it timed out): nothing to re-run
-      } else if (st === ReqState.Queued) {
-        again.push(r); // never started: safe to run elsewhere
-      } else if (!r.route.retry) {
-        this.attempts.delete(r);
+        this.forget(r); // already answered (it timed out): nothing to re-run
+      } else if (st !== ReqState.Queued && !r.route.retry) {
+        this.forget(r);
         host.complete(r, failure(Status.UNAVAILABLE, `the handler thread holding it died (${err.message}); not retried: the command is marked retry: false`));
-      } else if (tries >= MAX_ATTEMPTS) {
-        this.attempts.delete(r);
-        host.complete(r, failure(Status.HANDLER_ERROR, `the handler thread died while running it, ${tries} times (${err.message})`));
+      } else if (reposts > MAX_REPOSTS) {
+        this.forget(r);
+        host.complete(r, failure(Status.UNAVAILABLE, `handler threads died ${reposts - 1} times while holding it (${err.message})`));
+      } else if (st === ReqState.Started) {
+        const tries = (this.attempts.get(r) ?? 1) + 1;
+        if (tries > MAX_ATTEMPTS) {
+          this.forget(r);
+          host.complete(r, failure(Status.HANDLER_ERROR, `the handler thread died while running it, ${tries - 1} times (${err.message})`));
+          continue;
+        }
+        this.attempts.set(r, tries);
+        this.reposts.set(r, reposts);
+        alone.push(r);
       } else {
-        this.attempts.set(r, tries + 1);
+        this.reposts.set(r, reposts);
         again.push(r);
       }
     }
-    if (again.length) {
-      host.logger.warn({ reposted: again.length, err: err.message }, 'a handler thread died; re-posting its requests');
-      this.post(again);
+    if (again.length || alone.length) {
+      host.logger.warn({ reposted: again.length + alone.length, err: err.message }, 'a handler thread died; re-posting its requests');
+      if (again.length) this.post(again);
+      for (const r of alone) this.post([r]);
     }
+  }
+
+  private forget(r: DispatchRequest): void {
+    this.attempts.delete(r);
+    this.reposts.delete(r);
   }
 
   /** The gateway answered TIMEOUT: if the thread holding the request is stuck, replace it. */
