@@ -103,6 +103,8 @@ export class JobGroup {
    */
   async cancel(options: { waitRunning?: boolean } = {}): Promise<void> {
     this.over = true;
+    // Cancelled before run(): nothing will run, so `done` settles now.
+    this.started = true;
     this.cancelPending();
     if (!options.waitRunning) {
       for (const e of this.entries) e.job?.cancel();

@@ -13,7 +13,7 @@ export interface JobHandle<T> {
    * unhandled rejection when nobody awaits it.
    */
   readonly result: Promise<T>;
-  /** Finished runs (a repeating job runs many times). */
+  /** Finished runs, successful or not (a repeating job runs many times). */
   readonly runs: number;
   /** Result of the latest successful run. */
   readonly lastResult: T | undefined;

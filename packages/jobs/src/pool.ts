@@ -1,3 +1,4 @@
+import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { Cron } from 'croner';
 import { JOB, isJobDefinition, type JobContext, type JobDefinition } from './define-job.js';
@@ -92,7 +93,7 @@ export class JobPool {
       // Between tasks a thread runs its event loop, so async jobs' timers keep working.
       atomics: 'async',
       resourceLimits: o.resourceLimits,
-      workerData: { cancel } satisfies WorkerData,
+      workerData: { cancel, entry: process.argv[1] ? pathToFileURL(process.argv[1]).href : null } satisfies WorkerData,
     });
     // A thread that dies between tasks must not take the process down.
     this.piscina.on('error', (err: unknown) => this.report(null, jobError('DIOCP_ERR_JOBS_THREAD_DIED', '(none)', describeError(err))));
@@ -640,8 +641,8 @@ export class JobPool {
 
   /** After each run: settle the first-run promise, hooks, listeners, and the next repetition. */
   private finishRun(j: Job, error: Error | null, value: unknown): void {
+    j.runs++;
     if (error === null) {
-      j.runs++;
       j.lastResult = value;
       this.hook('afterExecute', j, value);
     } else {

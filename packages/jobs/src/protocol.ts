@@ -8,7 +8,7 @@ export const enum RunState {
 }
 
 /** Size of the pool-wide cancel-flag table; slot = id % CANCEL_SLOTS, set to the id when cancelled. */
-export const CANCEL_SLOTS = 8192;
+export const CANCEL_SLOTS = 65536;
 
 export interface JobSpec {
   id: number;
@@ -43,4 +43,6 @@ export type JobOutcome =
 
 export interface WorkerData {
   cancel: SharedArrayBuffer;
+  /** file: URL of the main program's entry module, which a thread must never import. */
+  entry: string | null;
 }
