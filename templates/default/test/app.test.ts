@@ -54,6 +54,16 @@ describe(`example app (${dispatch} dispatch)`, () => {
     expect((err as RemoteError).status).toBe(100);
   });
 
+  it('0x05 burns about the CPU time asked for, and refuses bad input with 102', async () => {
+    const c = await client();
+    const t0 = performance.now();
+    const r = await c.request<{ spun: number }>(0x05, { ms: 20 }, { codec: 'json' });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(19);
+    expect(r.spun).toBeGreaterThan(0);
+    const err = await c.request(0x05, { ms: 1000 }, { codec: 'json' }).catch((e: RemoteError) => e);
+    expect((err as RemoteError).status).toBe(102);
+  });
+
   it('0x04 logs in (injected UserDirectory) and 0x03 chat broadcasts to every other connection as that user', async () => {
     const alice = await client();
     const bob = await client();
