@@ -596,3 +596,24 @@ describe('bad arguments: coded errors at the call', () => {
     expect(pool.stats().pool).toMatchObject({ queued: 0, scheduled: 0, running: 0, completed: 10 });
   });
 });
+
+describe('a job defined in the program entry module', () => {
+  it('fails with DIOCP_ERR_JOBS_UNKNOWN_JOB instead of starting the program again in every thread', async () => {
+    // The child's entry module defines and posts its own job: a thread importing it would
+    // create a pool, which starts threads, which import it... The pool refuses instead.
+    const r = await runChild(
+      `import { defineJob } from ${JSON.stringify(DIST)};
+export const twice = defineJob(import.meta.url, 'twice', (n) => n * 2);
+const pool = createJobPool({ maxThreads: 1 });
+const err = await pool.post(twice, 2).result.catch((e) => e);
+console.log('CODE', err.code, String(err.message).includes('entry module'));
+await pool.close();
+console.log('CLOSED');
+`,
+      10_000,
+    );
+    expect(r.timedOut).toBe(false);
+    expect(r.stdout).toContain('CODE DIOCP_ERR_JOBS_UNKNOWN_JOB true');
+    expect(r.code).toBe(0);
+  });
+});
