@@ -163,3 +163,30 @@ describe('diocp start + diocp call', () => {
     expect(r.stderr).toContain(port);
   });
 });
+
+describe('diocp start --dispatch local-pool', () => {
+  it('runs handlers on the number of threads asked for, answers calls, and stops on SIGTERM', async () => {
+    const dir = await project();
+    const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', 'net', '--dispatch', 'local-pool', '--threads', '2'], dir);
+    const line = await server.listening();
+    expect(line.dispatch).toBe('local-pool');
+    expect(line.threads).toBe(2);
+    expect(line.msg).toContain('dispatch local-pool, 2 threads');
+    const port = String(line.port);
+    expect((await runCli(['call', '--port', port, '0x01', 'from a thread'])).stdout).toBe('from a thread\n');
+    const sum = await runCli(['call', '--port', port, '--codec', 'json', '2', '{"a":2,"b":3}']);
+    expect(JSON.parse(sum.stdout)).toEqual({ sum: 5 });
+    const fail = await runCli(['call', '--port', port, '3']);
+    expect(fail.code).toBe(1);
+    expect(fail.stderr).toContain('handler blew up');
+    server.child.kill('SIGTERM');
+    expect((await server.exited).code).toBe(0);
+  });
+
+  it('refuses a bad --threads, naming the flag', async () => {
+    const dir = await project();
+    const r = await runCli(['start', '--port', '0', '--dispatch', 'local-pool', '--threads', 'many'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--threads');
+  });
+});

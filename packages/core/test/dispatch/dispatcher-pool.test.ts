@@ -15,3 +15,15 @@ dispatcherConformance(
       logLevel: 'silent',
     }),
 );
+
+import { describe, expect, it } from 'vitest';
+import { createServer } from '../../src/index.js';
+import { fixtureHandlers } from '../fixtures/handlers.js';
+import { silent } from '../fixtures/server.js';
+
+describe('local-pool configuration', () => {
+  it('refuses to start without handler modules (classes cannot cross threads)', async () => {
+    const server = createServer({ handlers: fixtureHandlers, dispatch: 'local-pool', port: 0, transport: 'net', logger: silent });
+    await expect(server.listen()).rejects.toMatchObject({ code: 'DIOCP_ERR_CONFIG_INVALID', message: expect.stringMatching(/"handlers".*local-pool/) });
+  });
+});
