@@ -3,7 +3,7 @@ import { diocpError } from '../errors.js';
 import { Status } from '../protocol/constants.js';
 import type { Dispatcher, DispatcherHost, DispatchRequest } from './dispatcher.js';
 import { frameworkError, type Outcome } from './outcome.js';
-import { dispatchBatch } from './pool-thread.js';
+import { dispatchBatch, warmThread } from './pool-thread.js';
 import { ReqState, type PoolBatch, type PoolInit, type PoolResult } from './pool-protocol.js';
 
 export interface PoolDispatcherOptions {
@@ -80,6 +80,15 @@ export class PoolDispatcher implements Dispatcher {
       maxThreads: t,
       onError: (_job, err) => host.logger.debug({ err: err.message }, 'handler thread job failed'),
     });
+    // Build every thread's handler table before the first request: a module that does not
+    // load or a dependency that cannot be injected stops the start, as it does inline.
+    const warm = Array.from({ length: t }, () => this.pool!.post(warmThread, { init: this.init, initKey: this.initKey }, { isolated: true }).result);
+    try {
+      await Promise.all(warm);
+    } catch (err) {
+      await this.pool.destroy();
+      throw err;
+    }
   }
 
   dispatch(batch: readonly DispatchRequest[]): void {
@@ -205,6 +214,17 @@ export class PoolDispatcher implements Dispatcher {
   private onFailed(b: InFlight, err: Error): void {
     this.settle(b);
     const host = this.host!;
+    const code = (err as { code?: string }).code;
+    if (code !== 'DIOCP_ERR_JOBS_THREAD_DIED' && code !== 'DIOCP_ERR_JOBS_CANCELLED') {
+      // Not a dead thread: the batch itself failed (its thread could not build the handler
+      // table, say). Running it again would fail the same way.
+      host.logger.error({ err: err.message, code }, 'a batch of requests failed in its handler thread');
+      for (const r of b.reqs) {
+        this.forget(r);
+        if (!r.done) host.complete(r, failure(Status.HANDLER_ERROR, `the handler thread could not run it: ${err.message}`));
+      }
+      return;
+    }
     const again: DispatchRequest[] = [];
     const alone: DispatchRequest[] = [];
     for (let i = 0; i < b.reqs.length; i++) {

@@ -114,6 +114,15 @@ function contexts(batch: PoolBatch, rt: Runtime, router: Router, effects: Effect
   return get;
 }
 
+/**
+ * Build this thread's handler table now (at start, so that a DI or import error stops the
+ * server instead of failing every request later); answers the command ids it serves.
+ */
+export const warmThread = defineJob(compiledUrl(import.meta.url), 'diocp.dispatch-warm', async (batch: Pick<PoolBatch, 'init' | 'initKey'>): Promise<number[]> => {
+  const router = await runtimeFor(batch as PoolBatch).ready;
+  return router.routes.map((r) => r.command);
+});
+
 /** One batch of requests, run the way the inline dispatcher runs them. */
 export const dispatchBatch = defineJob(compiledUrl(import.meta.url), 'diocp.dispatch', (batch: PoolBatch): PoolResult | Promise<PoolResult> => {
   const rt = runtimeFor(batch);
