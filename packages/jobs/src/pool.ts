@@ -92,6 +92,9 @@ export class JobPool {
       // The pool keeps its own queue and never gives piscina more tasks than threads.
       // Between tasks a thread runs its event loop, so async jobs' timers keep working.
       atomics: 'async',
+      // Tasks waiting for a busy thread are already there when it finishes, instead of
+      // waiting for the main thread to hand over the next one.
+      concurrentTasksPerWorker: o.tasksPerThread,
       resourceLimits: o.resourceLimits,
       workerData: { cancel, entry: process.argv[1] ? pathToFileURL(process.argv[1]).href : null } satisfies WorkerData,
     });
@@ -462,7 +465,9 @@ export class JobPool {
       this.queuedCount--;
       this.runMain(j);
     }
-    const cap = this.options.maxThreads;
+    // Up to tasksPerThread tasks per thread: with more than one, a thread finds its next batch
+    // waiting when it finishes one, while the main thread prepares and collects the others.
+    const cap = this.options.maxThreads * this.options.tasksPerThread;
     const longCap = Math.max(1, Math.floor(cap * this.options.longRunningShare));
     while (this.tasksInFlight < cap) {
       if (this.longQueue.length && this.longInFlight < longCap) {

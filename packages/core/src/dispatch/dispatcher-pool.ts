@@ -19,6 +19,8 @@ export interface PoolDispatcherOptions {
   logLevel: string;
 }
 
+/** Batches queued per handler thread beyond the one it runs. */
+const PIPELINE = 4;
 /** Most requests in one batch: bounds what one stuck or crashed thread can hold. */
 const MAX_BATCH = 512;
 /** A request running when its thread died is tried at most this often in all. */
@@ -53,7 +55,6 @@ export class PoolDispatcher implements Dispatcher {
   private pending: DispatchRequest[] = [];
   private flushQueued = false;
   private readonly inflight = new Set<InFlight>();
-  private readonly batchOf = new Map<DispatchRequest, InFlight>();
   /** Times a request was running when its thread died (it may be the cause). */
   private readonly attempts = new Map<DispatchRequest, number>();
   /** Times a request was re-posted for any reason. */
@@ -78,6 +79,8 @@ export class PoolDispatcher implements Dispatcher {
     this.pool = createJobPool({
       minThreads: t,
       maxThreads: t,
+      // Keep the next batches queued at each thread: gateway and threads then work at once.
+      tasksPerThread: PIPELINE,
       onError: (_job, err) => host.logger.debug({ err: err.message }, 'handler thread job failed'),
     });
     // Build every thread's handler table before the first request: a module that does not
@@ -137,10 +140,9 @@ export class PoolDispatcher implements Dispatcher {
     let bytes = 0;
     for (let i = 0; i < n; i++) bytes += reqs[i]!.payload.length;
     const payload = new Uint8Array(bytes);
-    const offsets: number[] = new Array(n + 1);
-    const conn: number[] = new Array(n);
-    const cmd: number[] = new Array(n);
-    const oneway: boolean[] = new Array(n);
+    const offsets = new Uint32Array(n + 1);
+    const conn = new Float64Array(n);
+    const cmd = new Uint16Array(n);
     const peers: PoolBatch['peers'] = {};
     let at = 0;
     for (let i = 0; i < n; i++) {
@@ -150,7 +152,6 @@ export class PoolDispatcher implements Dispatcher {
       at += r.payload.length;
       conn[i] = r.connectionId;
       cmd[i] = r.command;
-      oneway[i] = r.oneway;
       if (peers[r.connectionId] === undefined) {
         const ctx = host.context(r.connectionId);
         peers[r.connectionId] = ctx ? [ctx.remoteAddress, ctx.remotePort, ctx.session.size ? [...ctx.session] : []] : ['', 0, []];
@@ -158,12 +159,12 @@ export class PoolDispatcher implements Dispatcher {
     }
     offsets[n] = at;
     const statusBuf = new SharedArrayBuffer(4 * (n + 1));
-    const data: PoolBatch = { init: this.init, initKey: this.initKey, status: statusBuf, conn, cmd, oneway, payload, offsets, peers };
+    const data: PoolBatch = { init: this.init, initKey: this.initKey, status: statusBuf, conn, cmd, payload, offsets, peers };
     // retry: false — a batch is never re-run whole; this dispatcher decides per request.
     const handle = this.pool!.post(dispatchBatch, data, { retry: false });
     const b: InFlight = { reqs, status: new Int32Array(statusBuf), handle, watchdog: null };
     this.inflight.add(b);
-    for (const r of reqs) this.batchOf.set(r, b);
+    for (let i = 0; i < n; i++) reqs[i]!.tag = b;
     handle.result.then(
       (res) => this.onResult(b, res),
       (err: Error) => this.onFailed(b, err),
@@ -173,14 +174,13 @@ export class PoolDispatcher implements Dispatcher {
   private settle(b: InFlight): void {
     this.inflight.delete(b);
     if (b.watchdog) clearTimeout(b.watchdog);
-    for (const r of b.reqs) this.batchOf.delete(r);
   }
 
   private onResult(b: InFlight, res: PoolResult): void {
     this.settle(b);
     const host = this.host!;
     const gw = host.gateway;
-    for (const e of res.effects) {
+    for (const e of res.effects ?? []) {
       try {
         if (e.k === 'push') gw.push(e.to, e.c, e.b);
         else if (e.k === 'bcast') gw.broadcast(e.c, e.b, { except: e.except });
@@ -196,11 +196,12 @@ export class PoolDispatcher implements Dispatcher {
       }
     }
     const buf = Buffer.from(res.payload.buffer, res.payload.byteOffset, res.payload.byteLength);
+    const failedBefore = this.attempts.size + this.reposts.size > 0;
     for (let i = 0; i < b.reqs.length; i++) {
       const r = b.reqs[i]!;
-      this.forget(r);
+      if (failedBefore) this.forget(r);
       const st = res.st[i]!;
-      host.complete(r, st === 0 ? { status: 0, payload: buf.subarray(res.offsets[i]!, res.offsets[i + 1]!) } : { status: st, error: res.errors[i]! });
+      host.complete(r, st === 0 ? { status: 0, payload: buf.subarray(res.offsets[i]!, res.offsets[i + 1]!) } : { status: st, error: res.errors![i]! });
     }
   }
 
@@ -271,8 +272,8 @@ export class PoolDispatcher implements Dispatcher {
 
   /** The gateway answered TIMEOUT: if the thread holding the request is stuck, replace it. */
   timedOut(request: DispatchRequest): void {
-    const b = this.batchOf.get(request);
-    if (b === undefined || b.watchdog !== null) return;
+    const b = request.tag as InFlight | null;
+    if (b === null || !this.inflight.has(b) || b.watchdog !== null) return;
     const n = b.reqs.length;
     const progress = Atomics.load(b.status, n);
     b.watchdog = setTimeout(() => {

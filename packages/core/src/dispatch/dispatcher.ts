@@ -17,6 +17,8 @@ export interface DispatchRequest {
   readonly route: Route;
   /** True once the gateway answered it (or gave up on it: timeout, closed connection). */
   readonly done: boolean;
+  /** Free for the dispatcher that holds the request (its batch, say); the gateway ignores it. */
+  tag: unknown;
 }
 
 /** What a dispatcher may call back into: the gateway. */

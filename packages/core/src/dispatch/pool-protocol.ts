@@ -29,12 +29,12 @@ export interface PoolBatch {
    * starts and every few ms while handlers await (stuck-thread detection).
    */
   status: SharedArrayBuffer;
-  conn: number[];
-  cmd: number[];
-  oneway: boolean[];
+  // Typed arrays: they cross to the thread as one copy each, not number by number.
+  conn: Float64Array;
+  cmd: Uint16Array;
   /** All payloads back to back; request i is bytes offsets[i]..offsets[i+1]. */
   payload: Uint8Array;
-  offsets: number[];
+  offsets: Uint32Array;
   /** Per connection id: remote address, port, session entries (empty when the session is). */
   peers: Record<number, [string, number, [string, unknown][]]>;
 }
@@ -52,11 +52,12 @@ export type Effect =
 
 export interface PoolResult {
   /** Wire status per request (0 = OK). */
-  st: number[];
+  st: Uint16Array;
   /** OK payloads back to back (offsets as in the batch); errors have zero length. */
   payload: Uint8Array;
-  offsets: number[];
-  /** Error bodies by request index. */
-  errors: Record<number, ErrorBody>;
-  effects: Effect[];
+  offsets: Uint32Array;
+  /** Error bodies by request index; null when every request succeeded. */
+  errors: Record<number, ErrorBody> | null;
+  /** null when no handler had a side effect. */
+  effects: Effect[] | null;
 }

@@ -172,15 +172,15 @@ function run(batch: PoolBatch, rt: Runtime, router: Router): PoolResult | Promis
 
 function pack(outcomes: Outcome[], effects: Effect[]): PoolResult {
   const n = outcomes.length;
-  const st: number[] = new Array(n);
-  const offsets: number[] = new Array(n + 1);
-  const errors: Record<number, PoolResult['errors'][number]> = {};
+  const st = new Uint16Array(n);
+  const offsets = new Uint32Array(n + 1);
+  let errors: Record<number, NonNullable<PoolResult['errors']>[number]> | null = null;
   let size = 0;
   for (let i = 0; i < n; i++) {
     const o = outcomes[i]!;
     st[i] = o.status;
     if (o.status === 0) size += (o as { payload: Buffer }).payload.length;
-    else errors[i] = (o as { error: PoolResult['errors'][number] }).error;
+    else (errors ??= {})[i] = (o as { error: NonNullable<PoolResult['errors']>[number] }).error;
   }
   const payload = new Uint8Array(size);
   let at = 0;
@@ -194,5 +194,5 @@ function pack(outcomes: Outcome[], effects: Effect[]): PoolResult {
     }
   }
   offsets[n] = at;
-  return { st, payload, offsets, errors, effects };
+  return { st, payload, offsets, errors, effects: effects.length ? effects : null };
 }

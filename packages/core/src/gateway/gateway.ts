@@ -62,6 +62,7 @@ class Connection implements Context {
 
 class GatewayRequest implements DispatchRequest, DeadlineNode {
   done = false;
+  tag: unknown = null;
   deadline = 0;
   prev: DeadlineNode | null = null;
   next: DeadlineNode | null = null;
