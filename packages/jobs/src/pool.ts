@@ -92,9 +92,6 @@ export class JobPool {
       // The pool keeps its own queue and never gives piscina more tasks than threads.
       // Between tasks a thread runs its event loop, so async jobs' timers keep working.
       atomics: 'async',
-      // Tasks waiting for a busy thread are already there when it finishes, instead of
-      // waiting for the main thread to hand over the next one.
-      concurrentTasksPerWorker: o.tasksPerThread,
       resourceLimits: o.resourceLimits,
       workerData: { cancel, entry: process.argv[1] ? pathToFileURL(process.argv[1]).href : null } satisfies WorkerData,
     });

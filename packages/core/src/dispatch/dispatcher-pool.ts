@@ -19,8 +19,6 @@ export interface PoolDispatcherOptions {
   logLevel: string;
 }
 
-/** Batches queued per handler thread beyond the one it runs. */
-const PIPELINE = 4;
 /** Most requests in one batch: bounds what one stuck or crashed thread can hold. */
 const MAX_BATCH = 512;
 /** A request running when its thread died is tried at most this often in all. */
@@ -79,8 +77,6 @@ export class PoolDispatcher implements Dispatcher {
     this.pool = createJobPool({
       minThreads: t,
       maxThreads: t,
-      // Keep the next batches queued at each thread: gateway and threads then work at once.
-      tasksPerThread: PIPELINE,
       onError: (_job, err) => host.logger.debug({ err: err.message }, 'handler thread job failed'),
     });
     // Build every thread's handler table before the first request: a module that does not
