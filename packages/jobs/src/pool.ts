@@ -189,22 +189,10 @@ export class JobPool {
     });
     const all = Promise.all(handles.map((h) => h.result));
     if (timeoutMs === undefined) return all;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const left = handles.filter((h) => !(h as Job).finished);
-        for (const h of left) h.cancel();
-        reject(jobError('DIOCP_ERR_JOBS_SIGNAL_TIMEOUT', name, timeoutMs, left.length));
-      }, timeoutMs);
-      all.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      );
+    return withTimeout(all, timeoutMs, () => {
+      const left = handles.filter((h) => !(h as Job).finished);
+      for (const h of left) h.cancel();
+      return jobError('DIOCP_ERR_JOBS_SIGNAL_TIMEOUT', name, timeoutMs, left.length);
     });
   }
 
@@ -249,20 +237,9 @@ export class JobPool {
   /** Wait for a job's first result at most `timeoutMs`; the job is not cancelled on timeout. */
   wait<T>(handle: JobHandle<T>, timeoutMs: number): Promise<T> {
     this.checkMs('timeoutMs', timeoutMs, 0);
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(jobError('DIOCP_ERR_JOBS_WAIT_TIMEOUT', handle.id, timeoutMs)), timeoutMs);
-      handle.result.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      );
-    });
+    return withTimeout(handle.result, timeoutMs, () => jobError('DIOCP_ERR_JOBS_WAIT_TIMEOUT', handle.id, timeoutMs));
   }
+
 
   /**
    * Cancel jobs that have not started: all of them (and scheduled/repeating ones), one job,
@@ -742,6 +719,23 @@ export class JobPool {
     }
     return v;
   }
+}
+
+/** `p`, or a rejection with `onTimeout()`'s error after `ms`; the timer never outlives `p`. */
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 function checkOptions(options: unknown): void {

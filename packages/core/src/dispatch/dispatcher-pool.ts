@@ -6,17 +6,10 @@ import { frameworkError, type Outcome } from './outcome.js';
 import { dispatchBatch, warmThread } from './pool-thread.js';
 import { ReqState, type PoolBatch, type PoolInit, type PoolResult } from './pool-protocol.js';
 
-export interface PoolDispatcherOptions {
+/** What every thread needs to build its handler table (PoolInit), and how many threads. */
+export interface PoolDispatcherOptions extends PoolInit {
   /** Handler threads. */
   threads: number;
-  /** Absolute paths of the compiled handler modules every thread loads. */
-  handlerModules: string[];
-  /** Module whose default export (container) => void registers DI tokens in each thread. */
-  setup: string | null;
-  debug: boolean;
-  defaultTimeoutMs: number;
-  maxFrameSize: number;
-  logLevel: string;
 }
 
 /** Most requests in one batch: bounds what one stuck or crashed thread can hold. */
@@ -60,14 +53,8 @@ export class PoolDispatcher implements Dispatcher {
   private stopping = false;
 
   constructor(private readonly options: PoolDispatcherOptions) {
-    this.init = {
-      handlerModules: options.handlerModules,
-      setup: options.setup,
-      debug: options.debug,
-      defaultTimeoutMs: options.defaultTimeoutMs,
-      maxFrameSize: options.maxFrameSize,
-      logLevel: options.logLevel,
-    };
+    const { threads: _t, ...init } = options;
+    this.init = init;
     this.initKey = JSON.stringify(this.init);
   }
 

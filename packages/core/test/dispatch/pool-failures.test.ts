@@ -1,21 +1,8 @@
 // Local-pool dispatch when handler threads die or hang: every request gets exactly one answer.
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, RemoteError, Status, type Client, type DiocpServer } from '../../src/index.js';
-import { PoolDispatcher } from '../../src/dispatch/dispatcher-pool.js';
 import { fixtureHandlers } from '../fixtures/handlers.js';
-import { fixtureModules, startServer } from '../fixtures/server.js';
-
-function pool(threads = 2) {
-  return new PoolDispatcher({
-    threads,
-    handlerModules: [fixtureModules.handlers],
-    setup: fixtureModules.setup,
-    debug: false,
-    defaultTimeoutMs: 30_000,
-    maxFrameSize: 16 * 1024 * 1024,
-    logLevel: 'silent',
-  });
-}
+import { fixturePool, startServer } from '../fixtures/server.js';
 
 async function statusOf(p: Promise<unknown>): Promise<number> {
   return p.then(
@@ -58,7 +45,7 @@ describe('local-pool dispatch under failure', () => {
     server = null;
   });
   async function boot(threads = 2) {
-    server = await startServer({ handlers: fixtureHandlers, dispatcherInstance: pool(threads) });
+    server = await startServer({ handlers: fixtureHandlers, dispatcherInstance: fixturePool(threads) });
     for (let i = 0; i < 4; i++) clients.push(await connect({ port: server.port }));
     // Warm every thread's handler table.
     await Promise.all(clients.map((c) => c.request(0x01, 'warm')));
