@@ -3,65 +3,16 @@
  * cross between threads, unknown jobs, and bad arguments (coded errors at the call).
  * Every wait is bounded, so a hang fails the test rather than the run.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createJobPool, defineJob, JobError, type JobHandle, type JobPool, type JobPoolOptions } from '@diocp/jobs';
+import { describe, expect, it } from 'vitest';
+import { createJobPool, defineJob, JobError, type JobHandle, type JobPool } from '@diocp/jobs';
 import * as J from './fixtures/jobs.mjs';
+import { CHILD_IMPORTS, childRunner, DIST, rejection, until, usePools, useTmpDirs, wait as sleep, within } from './helpers.js';
 
-const DIST = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dist/index.js');
-
-const pools: JobPool[] = [];
-function makePool(options: JobPoolOptions = {}): JobPool {
-  const p = createJobPool({ maxThreads: 2, ...options });
-  pools.push(p);
-  return p;
-}
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((p) => p.destroy()));
-});
-
-const tmpDirs: string[] = [];
-function tmpDir(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'diocp-jobs-fail-'));
-  tmpDirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function rejection(p: Promise<unknown>): Promise<any> {
-  return p.then(
-    (v) => {
-      throw new Error(`expected a rejection, got ${JSON.stringify(v)}`);
-    },
-    (e: unknown) => e,
-  );
-}
-
-function within<T>(p: Promise<T>, ms: number, what = 'the operation'): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-    }),
-  ]);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`${what} not reached within ${ms} ms`);
-    await sleep(5);
-  }
-}
+const makePool = usePools();
+const tmpDir = useTmpDirs('diocp-jobs-fail-');
 
 /** The error `fn` throws synchronously (fails if it returns). */
 function thrown(fn: () => unknown): any {
@@ -93,43 +44,8 @@ async function threadIds(pool: JobPool, n: number): Promise<Set<number>> {
   return new Set(await within(Promise.all(hs.map((h) => h.result)), 5000, 'threadId jobs'));
 }
 
-interface ChildRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  /** ms from the child printing "CLOSED" to its exit. */
-  exitAfterClose: number | null;
-}
-
-const FIXTURES = new URL('./fixtures/jobs.mjs', import.meta.url).pathname;
-
 /** Run `body` as an .mjs in a child node (pool and fixtures imported); SIGKILL it after `timeoutMs`. */
-function runChild(body: string, timeoutMs = 8000): Promise<ChildRun> {
-  const file = path.join(tmpDir(), 'child.mjs');
-  writeFileSync(file, `import { createJobPool } from ${JSON.stringify(DIST)};\nimport * as J from ${JSON.stringify(FIXTURES)};\n${body}`);
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let closedAt: number | null = null;
-    let timedOut = false;
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-      if (closedAt === null && stdout.includes('CLOSED')) closedAt = Date.now();
-    });
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      const exitAfterClose = closedAt === null ? null : Date.now() - closedAt;
-      setImmediate(() => resolve({ code, stdout, stderr, timedOut, exitAfterClose }));
-    });
-  });
-}
+const runChild = childRunner(tmpDir, { prelude: CHILD_IMPORTS, timeoutMs: 8000 });
 
 // ------------------------------------------------------------------------------------------
 

@@ -1,37 +1,11 @@
 // Job groups (QWorkers' TQJobGroup): sequential order, parallel with maxConcurrency, run
 // timeout, cancel (with and without waitRunning), afterDone, add after run, clear({ group }).
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createJobPool, defineJob, type JobContext, type JobPool, type JobPoolOptions, type Settled } from '@diocp/jobs';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { defineJob, type JobContext, type Settled } from '@diocp/jobs';
 import { add, fail, sched_stamp } from './fixtures/jobs.mjs';
+import { codeOf, until, usePools, wait } from './helpers.js';
 
-const pools: JobPool[] = [];
-function makePool(options: JobPoolOptions = {}): JobPool {
-  const pool = createJobPool({ maxThreads: 2, ...options });
-  pools.push(pool);
-  return pool;
-}
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((p) => p.destroy()));
-});
-
-const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await wait(5);
-  }
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
+const makePool = usePools();
 
 /** Settles `p` into { ok, value | error } so a test can inspect how it ended, with a bound. */
 async function outcome<T>(p: Promise<T>, boundMs = 5000): Promise<{ ok: true; value: T } | { ok: false; error: Error & { code?: string } }> {

@@ -1,20 +1,11 @@
 // parallelFor(start, stop, job, { chunk }): every iteration exactly once, early break,
 // timing fields, failures, bad arguments, and the use of every thread.
-import { afterEach, describe, expect, it } from 'vitest';
-import { createJobPool, defineJob, type JobContext, type JobPool, type JobPoolOptions, type ParallelForResult } from '@diocp/jobs';
+import { describe, expect, it } from 'vitest';
+import { defineJob, type JobContext, type ParallelForResult } from '@diocp/jobs';
 import { badFor, breakAt, sched_mark, sched_spinFor, square } from './fixtures/jobs.mjs';
+import { usePools, wait } from './helpers.js';
 
-const pools: JobPool[] = [];
-function makePool(options: JobPoolOptions = {}): JobPool {
-  const pool = createJobPool({ maxThreads: 2, ...options });
-  pools.push(pool);
-  return pool;
-}
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((p) => p.destroy()));
-});
-
-const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const makePool = usePools();
 
 /** The coded error of a call that either throws at once or returns a rejected promise. */
 async function errorOf(fn: () => Promise<unknown>): Promise<(Error & { code?: string }) | undefined> {

@@ -3,71 +3,17 @@
  * longRunning, main-thread jobs, pause/resume, stats, hooks, close/destroy (and that a
  * process using the pool exits by itself afterwards).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createJobPool, defineJob, JobError, type JobHandle, type JobPool, type JobPoolOptions } from '@diocp/jobs';
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { defineJob, JobError, type JobHandle } from '@diocp/jobs';
 import * as J from './fixtures/jobs.mjs';
+import { CHILD_IMPORTS, childRunner, rejection, until, usePools, useTmpDirs, wait as sleep, within } from './helpers.js';
 
-const FIXTURES = new URL('./fixtures/jobs.mjs', import.meta.url).pathname;
-const DIST = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dist/index.js');
-
-const pools: JobPool[] = [];
-function makePool(options: JobPoolOptions = {}): JobPool {
-  const p = createJobPool({ maxThreads: 2, ...options });
-  pools.push(p);
-  return p;
-}
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((p) => p.destroy()));
-});
-
-const tmpDirs: string[] = [];
-function tmpDir(): string {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'diocp-jobs-core-'));
-  tmpDirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
-});
-
-/** The rejection reason of `p` (fails if it resolves). */
-async function rejection(p: Promise<unknown>): Promise<any> {
-  return p.then(
-    (v) => {
-      throw new Error(`expected a rejection, got ${JSON.stringify(v)}`);
-    },
-    (e: unknown) => e,
-  );
-}
-
-/** `p`, or a failure after `ms` (so a hang fails the test instead of timing it out). */
-function within<T>(p: Promise<T>, ms: number, what = 'the operation'): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-    }),
-  ]);
-}
+const makePool = usePools();
+const tmpDir = useTmpDirs('diocp-jobs-core-');
 
 /** What fixture core_span returns. */
 type Span = { threadId: number; start: number; end: number };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Poll until `cond` holds (fails after `ms`). */
-async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`${what} not reached within ${ms} ms`);
-    await sleep(5);
-  }
-}
 
 /** Let the pool's flush (a microtask) and piscina's dispatch happen. */
 const tick = () => new Promise((r) => setImmediate(r));
@@ -669,48 +615,11 @@ describe('hooks', () => {
 
 // ------------------------------------------------------------------------------------------
 
-interface ChildRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  /** ms from the child printing "CLOSED" to its exit. */
-  exitAfterClose: number | null;
-}
-
 /** Run an .mjs script in a child node; kill it (and report timedOut) after `timeoutMs`. */
-function runChild(source: string, timeoutMs = 10_000): Promise<ChildRun> {
-  const file = path.join(tmpDir(), 'child.mjs');
-  writeFileSync(file, source);
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let closedAt: number | null = null;
-    let timedOut = false;
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-      if (closedAt === null && stdout.includes('CLOSED')) closedAt = Date.now();
-    });
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      const exitAfterClose = closedAt === null ? null : Date.now() - closedAt;
-      // Let the pipes drain.
-      setImmediate(() => resolve({ code, signal, stdout, stderr, timedOut, exitAfterClose }));
-    });
-  });
-}
+const runChild = childRunner(tmpDir, { timeoutMs: 10_000 });
 
 const childPrelude = `
-import { createJobPool } from ${JSON.stringify(DIST)};
-import * as J from ${JSON.stringify(FIXTURES)};
-const settle = (hs) => Promise.allSettled(hs.map((h) => h.result)).then((r) => r.map((x) => (x.status === 'fulfilled' ? x.value : x.reason.code)));
+${CHILD_IMPORTS}const settle = (hs) => Promise.allSettled(hs.map((h) => h.result)).then((r) => r.map((x) => (x.status === 'fulfilled' ? x.value : x.reason.code)));
 `;
 
 describe('close() and destroy()', () => {

@@ -1,40 +1,11 @@
 // Timing: delay, post { every }, at, plan (cron), and clear(), over real worker threads with
 // short real clocks (tens of ms) and generous margins; one fake-clock test for very long delays.
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createJobPool, defineJob, type JobHandle, type JobPool, type JobPoolOptions } from '@diocp/jobs';
+import { describe, expect, it, vi } from 'vitest';
+import { defineJob, type JobHandle, type JobPoolOptions } from '@diocp/jobs';
 import { add, fail, sleep, sched_now, sched_stamp } from './fixtures/jobs.mjs';
+import { codeOf, until, usePools, wait } from './helpers.js';
 
-const pools: JobPool[] = [];
-function makePool(options: JobPoolOptions = {}): JobPool {
-  const pool = createJobPool({ maxThreads: 2, ...options });
-  pools.push(pool);
-  return pool;
-}
-afterEach(async () => {
-  vi.useRealTimers();
-  await Promise.all(pools.splice(0).map((p) => p.destroy()));
-});
-
-const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Poll until `cond` holds; fails the test after `timeoutMs`. */
-async function until(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await wait(5);
-  }
-}
-
-/** The error code of a synchronous throw, or undefined. */
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
+const makePool = usePools({ beforeDestroy: () => vi.useRealTimers() });
 
 async function rejectionCode(p: Promise<unknown>): Promise<string | undefined> {
   try {

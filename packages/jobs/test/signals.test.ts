@@ -1,38 +1,11 @@
 // Signals: onSignal / signal (wait for every listener, timeout), postSignal (queued, serial),
 // unsubscribe, clear({ signal }); over real worker threads.
-import { afterEach, describe, expect, it } from 'vitest';
-import { createJobPool, type JobContext, type JobPool, type JobPoolOptions } from '@diocp/jobs';
+import { describe, expect, it } from 'vitest';
+import type { JobContext } from '@diocp/jobs';
 import { add, fail, sleep, sched_sigWork } from './fixtures/jobs.mjs';
+import { codeOf, rejection, usePools, wait } from './helpers.js';
 
-const pools: JobPool[] = [];
-function makePool(options: JobPoolOptions = {}): JobPool {
-  const pool = createJobPool({ maxThreads: 2, ...options });
-  pools.push(pool);
-  return pool;
-}
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((p) => p.destroy()));
-});
-
-const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
-
-async function rejection(p: Promise<unknown>): Promise<(Error & { code?: string }) | undefined> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  return undefined;
-}
+const makePool = usePools();
 
 /** An abortable wait for main-thread jobs. */
 function abortableWait(ms: number, ctx: JobContext): Promise<void> {
