@@ -13,13 +13,6 @@ export interface JobPoolOptions {
   idleTimeoutMs?: number;
   /** Largest share of the threads that longRunning jobs may hold (0–1]. Default 0.5, at least one thread. */
   longRunningShare?: number;
-  /**
-   * Tasks (batches of jobs) handed to piscina per thread. 1 (default) keeps every job in this
-   * pool's queue until a thread is free, where it can still be cancelled cheaply and batched
-   * better; 2–4 overlap the main thread's work with the threads' for a steady stream of
-   * batches (the local-pool dispatcher uses this).
-   */
-  tasksPerThread?: number;
   /** Jobs that may wait at once; past it `post` throws DIOCP_ERR_JOBS_QUEUE_FULL. Default 1,000,000. */
   maxQueue?: number;
   /** Memory limits per thread (worker_threads resourceLimits); a job over them kills its thread. */
@@ -41,12 +34,11 @@ export const jobPoolDefaults = {
   maxThreads: Math.max(1, os.availableParallelism()),
   idleTimeoutMs: 60_000,
   longRunningShare: 0.5,
-  tasksPerThread: 1,
   maxQueue: 1_000_000,
 } as const;
 
 const HOOKS = ['onError', 'beforeExecute', 'afterExecute', 'beforeCancel'] as const;
-const KNOWN = new Set(['minThreads', 'maxThreads', 'idleTimeoutMs', 'longRunningShare', 'tasksPerThread', 'maxQueue', 'resourceLimits', ...HOOKS]);
+const KNOWN = new Set(['minThreads', 'maxThreads', 'idleTimeoutMs', 'longRunningShare', 'maxQueue', 'resourceLimits', ...HOOKS]);
 
 /** Check options and fill defaults; errors name the option. */
 export function resolveJobPoolOptions(options: JobPoolOptions = {}): ResolvedJobPoolOptions {
@@ -69,7 +61,6 @@ export function resolveJobPoolOptions(options: JobPoolOptions = {}): ResolvedJob
     throw jobError('DIOCP_ERR_JOBS_BAD_OPTION', 'longRunningShare', `must be a number in (0, 1], got ${String(share)}`);
   }
   const maxQueue = int('maxQueue', options.maxQueue ?? jobPoolDefaults.maxQueue, 1, 100_000_000);
-  const tasksPerThread = int('tasksPerThread', options.tasksPerThread ?? jobPoolDefaults.tasksPerThread, 1, 64);
   for (const hook of HOOKS) {
     if (options[hook] !== undefined && typeof options[hook] !== 'function') {
       throw jobError('DIOCP_ERR_JOBS_BAD_OPTION', hook, 'must be a function');
@@ -78,5 +69,5 @@ export function resolveJobPoolOptions(options: JobPoolOptions = {}): ResolvedJob
   if (options.resourceLimits !== undefined && (typeof options.resourceLimits !== 'object' || options.resourceLimits === null)) {
     throw jobError('DIOCP_ERR_JOBS_BAD_OPTION', 'resourceLimits', 'must be an object (worker_threads ResourceLimits)');
   }
-  return { ...options, minThreads, maxThreads, idleTimeoutMs, longRunningShare: share, tasksPerThread, maxQueue };
+  return { ...options, minThreads, maxThreads, idleTimeoutMs, longRunningShare: share, maxQueue };
 }

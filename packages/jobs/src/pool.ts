@@ -439,9 +439,9 @@ export class JobPool {
       this.queuedCount--;
       this.runMain(j);
     }
-    // Up to tasksPerThread tasks per thread: with more than one, a thread finds its next batch
-    // waiting when it finishes one, while the main thread prepares and collects the others.
-    const cap = this.options.maxThreads * this.options.tasksPerThread;
+    // One task per thread: jobs wait in this pool's queue, where they batch best and are cheap
+    // to cancel. (Queueing more tasks in piscina was measured: no gain, and unfair ordering.)
+    const cap = this.options.maxThreads;
     const longCap = Math.max(1, Math.floor(cap * this.options.longRunningShare));
     while (this.tasksInFlight < cap) {
       if (this.longQueue.length && this.longInFlight < longCap) {

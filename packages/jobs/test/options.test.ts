@@ -136,12 +136,3 @@ describe('resolveJobPoolOptions', () => {
   });
 });
 
-describe('tasksPerThread', () => {
-  it('defaults to 1 and accepts 1..64, naming the option otherwise', () => {
-    expect(resolveJobPoolOptions({}).tasksPerThread).toBe(1);
-    expect(resolveJobPoolOptions({ tasksPerThread: 4 }).tasksPerThread).toBe(4);
-    for (const bad of [0, 65, 1.5, '2']) {
-      expect(() => resolveJobPoolOptions({ tasksPerThread: bad as never })).toThrow(/option "tasksPerThread"/);
-    }
-  });
-});
