@@ -98,7 +98,14 @@ export class DiocpServer {
       transport,
     );
     await dispatcher.start(gateway);
-    const addr = await transport.listen(gateway);
+    let addr: { host: string; port: number };
+    try {
+      addr = await transport.listen(gateway);
+    } catch (err) {
+      // Port taken, say: do not leave handler threads behind.
+      await dispatcher.stop();
+      throw err;
+    }
     this.gatewayInstance = gateway;
     this.transportName = transport.name;
     this.address = addr;

@@ -27,3 +27,20 @@ describe('local-pool start-up', () => {
     await expect(server.listen()).rejects.toMatchObject({ code: 'DIOCP_ERR_COMMAND_RESOLVE', message: expect.stringContaining('Injected') });
   });
 });
+
+describe('local-pool and a port that is taken', () => {
+  it('fails to listen with DIOCP_ERR_TRANSPORT_LISTEN and stops its handler threads', async () => {
+    const first = createServer({ handlers: fixtureHandlers, port: 0, host: '127.0.0.1', transport: 'net', logger: silent });
+    await first.listen();
+    try {
+      const pool = fixturePool(1);
+      const second = createServer({ handlers: fixtureHandlers, port: first.port, host: '127.0.0.1', transport: 'net', logger: silent, dispatcherInstance: pool });
+      await expect(second.listen()).rejects.toMatchObject({ code: 'DIOCP_ERR_TRANSPORT_LISTEN' });
+      // Its handler threads were stopped (before the fix, one stayed alive and kept the process up).
+      const jobs = (pool as unknown as { pool: { stats(): { pool: { threads: number } } } }).pool;
+      expect(jobs.stats().pool.threads).toBe(0);
+    } finally {
+      await first.close();
+    }
+  });
+});
