@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createServer } from '../../src/index.js';
 import { fixtureHandlers } from '../fixtures/handlers.js';
-import { fixturePool, silent } from '../fixtures/server.js';
+import { fixturePool, silent, startServer } from '../fixtures/server.js';
 import { dispatcherConformance } from './conformance.js';
 
 dispatcherConformance('local-pool', () => fixturePool(2));
@@ -30,8 +30,7 @@ describe('local-pool start-up', () => {
 
 describe('local-pool and a port that is taken', () => {
   it('fails to listen with DIOCP_ERR_TRANSPORT_LISTEN and stops its handler threads', async () => {
-    const first = createServer({ handlers: fixtureHandlers, port: 0, host: '127.0.0.1', transport: 'net', logger: silent });
-    await first.listen();
+    const first = await startServer({ handlers: fixtureHandlers });
     try {
       const pool = fixturePool(1);
       const second = createServer({ handlers: fixtureHandlers, port: first.port, host: '127.0.0.1', transport: 'net', logger: silent, dispatcherInstance: pool });
