@@ -27,11 +27,26 @@ process.exit = ((code?: number | string | null) => {
   return realExit(code as number);
 }) as typeof process.exit;
 
-/** Throws when `value` cannot cross back to the main thread, before piscina would fail on it. */
-function checkTransferable(value: unknown): void {
+/**
+ * Throws when `value` cannot cross back to the main thread, before piscina would fail on it
+ * (and take the thread down). Walks plain objects and arrays itself and skips binary data, so
+ * a result holding large buffers is not serialized twice; anything else is test-cloned.
+ */
+function checkTransferable(value: unknown, depth = 0): void {
   const t = typeof value;
   if (t === 'function' || t === 'symbol') throw new TypeError(`a ${t} cannot be sent back to the main thread`);
-  if (t === 'object' && value !== null) structuredClone(value);
+  if (t !== 'object' || value === null) return;
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return;
+  if (depth < 8 && Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) checkTransferable(value[i], depth + 1);
+    return;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (depth < 8 && (proto === Object.prototype || proto === null)) {
+    for (const key in value as Record<string, unknown>) checkTransferable((value as Record<string, unknown>)[key], depth + 1);
+    return;
+  }
+  structuredClone(value);
 }
 
 const entry = (workerData as WorkerData).entry;
