@@ -184,7 +184,8 @@ export class PoolDispatcher implements Dispatcher {
       const r = b.reqs[i]!;
       if (failedBefore) this.forget(r);
       const st = res.st[i]!;
-      host.complete(r, st === 0 ? { status: 0, payload: buf.subarray(res.offsets[i]!, res.offsets[i + 1]!) } : { status: st, error: res.errors![i]! });
+      if (st === 0) host.completeBytes(r, buf, res.offsets[i]!, res.offsets[i + 1]!);
+      else host.complete(r, { status: st, error: res.errors![i]! });
     }
   }
 

@@ -28,6 +28,8 @@ export interface DispatcherHost {
    * connection that closed) are dropped by the host, so a dispatcher need not check.
    */
   complete(request: DispatchRequest, outcome: Outcome): void;
+  /** Answer OK with bytes `start`..`end` of `bytes`: `complete` without allocating (batch results). */
+  completeBytes(request: DispatchRequest, bytes: Buffer, start: number, end: number): void;
   /** The live context of a connection, or undefined once it closed. */
   context(connectionId: number): Context | undefined;
   /** push / broadcast, for effects that handlers produced elsewhere. */

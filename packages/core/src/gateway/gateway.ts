@@ -231,27 +231,59 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
   // ---- dispatcher host ----
 
   complete(request: DispatchRequest, outcome: Outcome): void {
+    const req = this.take(request);
+    if (req === null) return;
+    if (outcome.status === 0) {
+      const payload = (outcome as { payload: Buffer }).payload;
+      this.answerOk(req, payload, 0, payload.length);
+    } else {
+      this.answerError(req, (outcome as { error: ErrorBody }).error);
+    }
+    this.next(req);
+  }
+
+  completeBytes(request: DispatchRequest, bytes: Buffer, start: number, end: number): void {
+    const req = this.take(request);
+    if (req === null) return;
+    this.answerOk(req, bytes, start, end);
+    this.next(req);
+  }
+
+  /** The request, now answered-to-be and out of its deadline list; null if it was already. */
+  private take(request: DispatchRequest): GatewayRequest | null {
     const req = request as GatewayRequest;
-    if (req.done) return;
+    if (req.done) return null;
     req.list?.remove(req);
     this.finish(req);
+    return req;
+  }
+
+  private answerOk(req: GatewayRequest, bytes: Buffer, start: number, end: number): void {
+    const conn = req.conn;
+    if (!conn.open) this.counters.lateReplies.inc();
+    else if (req.oneway) return;
+    else if (end - start <= this.options.maxFrameSize) this.send(conn, Flags.RESPONSE, req.command, Status.OK, req.requestId, bytes, start, end);
+    else {
+      const err = diocpError('DIOCP_ERR_GATEWAY_RESPONSE_TOO_LARGE', req.command, end - start, this.options.maxFrameSize);
+      this.sendError(conn, req.command, req.requestId, { code: err.status!, message: err.message, error: err.code });
+    }
+  }
+
+  private answerError(req: GatewayRequest, error: ErrorBody): void {
     const conn = req.conn;
     if (!conn.open) {
       this.counters.lateReplies.inc();
     } else if (!req.oneway) {
-      const payload = outcome.status === 0 ? (outcome as { payload: Buffer }).payload : null;
-      if (payload !== null && payload.length <= this.options.maxFrameSize) {
-        this.send(conn, Flags.RESPONSE, req.command, Status.OK, req.requestId, payload);
-      } else if (payload !== null) {
-        const err = diocpError('DIOCP_ERR_GATEWAY_RESPONSE_TOO_LARGE', req.command, payload.length, this.options.maxFrameSize);
-        this.sendError(conn, req.command, req.requestId, { code: err.status!, message: err.message, error: err.code });
-      } else {
-        this.sendError(conn, req.command, req.requestId, (outcome as { error: ErrorBody }).error);
-      }
-    } else if (outcome.status !== 0) {
-      this.counters.error(outcome.status);
-      conn.logger.warn({ command: req.command, status: outcome.status }, `ONEWAY failed: ${(outcome as { error: ErrorBody }).error.message}`);
+      this.sendError(conn, req.command, req.requestId, error);
+    } else {
+      this.counters.error(error.code);
+      conn.logger.warn({ command: req.command, status: error.code }, `ONEWAY failed: ${error.message}`);
     }
+  }
+
+  /** An ordered request was answered: the next one of its connection may run. */
+  private next(req: GatewayRequest): void {
+    const conn = req.conn;
     if (req.route.ordered && conn.open) {
       const next = conn.orderedQueue?.shift();
       if (next !== undefined) this.dispatch([next]);
@@ -277,10 +309,10 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
 
   // ---- sending ----
 
-  private send(conn: Connection, flags: number, command: number, status: number, requestId: number, payload: Uint8Array): boolean {
-    if (!this.transport.send(conn.transportId, flags, command, status, requestId, payload)) return false;
+  private send(conn: Connection, flags: number, command: number, status: number, requestId: number, payload: Uint8Array, start = 0, end = payload.length): boolean {
+    if (!this.transport.send(conn.transportId, flags, command, status, requestId, payload, start, end)) return false;
     this.counters.framesOut.inc();
-    this.counters.bytesOut.add(HEADER_SIZE + payload.length);
+    this.counters.bytesOut.add(HEADER_SIZE + end - start);
     return true;
   }
 

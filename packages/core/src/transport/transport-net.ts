@@ -108,10 +108,11 @@ export class NetTransport implements Transport {
     if (frames.length > 0) this.events!.onFrames(conn.id, frames);
   }
 
-  send(id: number, flags: number, command: number, status: number, requestId: number, payload: Uint8Array): boolean {
+  send(id: number, flags: number, command: number, status: number, requestId: number, payload: Uint8Array, start = 0, end = payload.length): boolean {
     const conn = this.conns.get(id);
     if (conn === undefined || conn.socket.destroyed) return false;
-    const size = HEADER_SIZE + payload.length;
+    const length = end - start;
+    const size = HEADER_SIZE + length;
     if (conn.outLen + size + conn.socket.writableLength > this.options.maxSendQueueBytes) {
       // The peer does not read its responses: close it rather than buffer without bound.
       this.counters.closedSlow++;
@@ -125,8 +126,10 @@ export class NetTransport implements Transport {
       conn.out.copy(grown, 0, 0, conn.outLen);
       conn.out = grown;
     }
-    writeHeader(conn.out, conn.outLen, flags, command, status, requestId, payload.length);
-    conn.out.set(payload, conn.outLen + HEADER_SIZE);
+    writeHeader(conn.out, conn.outLen, flags, command, status, requestId, length);
+    // Buffer.copy takes a range without allocating a view of it.
+    if (Buffer.isBuffer(payload)) payload.copy(conn.out, conn.outLen + HEADER_SIZE, start, end);
+    else conn.out.set(start === 0 && end === payload.length ? payload : payload.subarray(start, end), conn.outLen + HEADER_SIZE);
     conn.outLen += size;
     if (!conn.queued) {
       conn.queued = true;

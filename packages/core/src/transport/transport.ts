@@ -15,9 +15,10 @@ export interface Transport {
   /**
    * Queue one frame for a connection. Frames queued in one tick go out in one write.
    * Returns false when the connection is gone (the frame is dropped).
-   * The payload is copied before `send` returns.
+   * The payload — bytes `start` to `end` of `payload`, all of it by default — is copied
+   * before `send` returns.
    */
-  send(conn: number, flags: number, command: number, status: number, requestId: number, payload: Uint8Array): boolean;
+  send(conn: number, flags: number, command: number, status: number, requestId: number, payload: Uint8Array, start?: number, end?: number): boolean;
   /** Flush what is queued for `conn`, then close it. */
   close(conn: number): void;
   /** Stop accepting new connections; existing ones stay open. */

@@ -126,6 +126,20 @@ export function transportConformance(name: string, make: (options: TransportOpti
       expect(t.stats().writes - before).toBe(1);
     });
 
+    it('sends a range of a payload when given start and end', async () => {
+      const { t, rec, peer } = await start();
+      rec.onBatch = (conn) => {
+        const bytes = Buffer.from('0123456789');
+        t.send(conn, Flags.PUSH, 9, 0, 0, bytes, 2, 6);
+        t.send(conn, Flags.PUSH, 9, 0, 0, new Uint8Array(bytes), 7, 10);
+        t.send(conn, Flags.PUSH, 9, 0, 0, bytes, 5, 5);
+      };
+      const p = await peer();
+      p.request(1, 1);
+      const got = await p.waitFrames(3);
+      expect(got.map((f) => f.payload.toString())).toEqual(['2345', '789', '']);
+    });
+
     it('flushes queued frames before close()', async () => {
       const { t, rec, peer } = await start();
       rec.onBatch = (conn) => {
