@@ -102,17 +102,12 @@ export class PoolDispatcher implements Dispatcher {
       this.post(all);
       return;
     }
-    const byConn = new Map<number, DispatchRequest[]>();
-    for (const r of all) {
-      const list = byConn.get(r.connectionId);
-      if (list) list.push(r);
-      else byConn.set(r.connectionId, [r]);
-    }
+    // By connection id: cheap, keeps a connection's requests in one batch, spreads the many
+    // connections of a busy server evenly enough.
     const batches: DispatchRequest[][] = Array.from({ length: parts }, () => []);
-    for (const list of byConn.values()) {
-      let least = batches[0]!;
-      for (const b of batches) if (b.length < least.length) least = b;
-      for (const r of list) least.push(r);
+    for (let i = 0; i < all.length; i++) {
+      const r = all[i]!;
+      batches[r.connectionId % parts]!.push(r);
     }
     for (const b of batches) if (b.length) this.post(b);
   };

@@ -22,8 +22,9 @@ export class DeadlineList {
     private readonly onExpire: (node: DeadlineNode) => void,
   ) {}
 
-  add(node: DeadlineNode): void {
-    node.deadline = performance.now() + this.timeoutMs;
+  /** Track `node`; `now` lets a caller adding many nodes read the clock once. */
+  add(node: DeadlineNode, now = performance.now()): void {
+    node.deadline = now + this.timeoutMs;
     node.list = this;
     node.prev = this.tail;
     node.next = null;

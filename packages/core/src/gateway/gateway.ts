@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Frame } from '../codec/frame.js';
 import { jsonCodec } from '../codec/payload-codecs.js';
@@ -200,9 +201,12 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
     this.dispatcher.dispatch(batch);
     // Handlers that finished synchronously need no tracking; the others are tracked for
     // their timeout (and, timeout or not, so that shutdown can answer them).
+    let now = -1;
     for (let i = 0; i < batch.length; i++) {
       const req = batch[i]!;
-      if (!req.done) this.deadlineList(req.route.timeoutMs).add(req);
+      if (req.done) continue;
+      if (now < 0) now = performance.now();
+      this.deadlineList(req.route.timeoutMs).add(req, now);
     }
   }
 
