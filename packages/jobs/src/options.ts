@@ -19,7 +19,10 @@ export interface JobPoolOptions {
   resourceLimits?: ResourceLimits;
   /** A job failed (threw, was cut off by its thread dying). The pool goes on either way. */
   onError?: (job: JobHandle<unknown>, error: Error) => void;
-  /** A job is about to run (is handed to a thread or to the event loop). */
+  /**
+   * A job is about to run: it is handed to a thread (with the rest of its batch, so a job
+   * later in the batch starts a little after this call) or to the event loop.
+   */
   beforeExecute?: (job: JobHandle<unknown>) => void;
   /** A job finished successfully. */
   afterExecute?: (job: JobHandle<unknown>, result: unknown) => void;

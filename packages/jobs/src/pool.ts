@@ -242,8 +242,11 @@ export class JobPool {
 
 
   /**
-   * Cancel jobs that have not started: all of them (and scheduled/repeating ones), one job,
-   * the jobs of a signal (which also stops listening for it), or a group's. Returns how many.
+   * Cancel jobs (QWorkers' Clear). No argument: every job that has not started, scheduled
+   * and repeating ones included (running ones finish). A handle: that job, like
+   * `handle.cancel()` (a running one is told through its AbortSignal). `{ signal }`: the jobs
+   * that signal posted and not yet started, and the signal's listeners. `{ group }`: the
+   * group's jobs not yet started. Returns how many were cancelled.
    */
   clear(target?: JobHandle<unknown> | { signal: string } | { group: JobGroup }): number {
     if (target === undefined) {
