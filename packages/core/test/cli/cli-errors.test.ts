@@ -1,28 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { assertBuilt, coreDir, handlersModule, runCli, writeFiles } from './helpers.js';
+import { useTempDirs, coreDir, handlersModule, runCli } from './helpers.js';
 
-let root: string;
-let n = 0;
-async function tempDir(files: Record<string, string> = {}): Promise<string> {
-  const dir = path.join(root, `case-${++n}`);
-  await mkdir(dir, { recursive: true });
-  await writeFiles(dir, files);
-  return dir;
-}
+const tempDir = useTempDirs('diocp-cli-err-');
 
-beforeAll(async () => {
-  assertBuilt();
-  root = await mkdtemp(path.join(os.tmpdir(), 'diocp-cli-err-'));
-});
 
-afterAll(async () => {
-  if (root) await rm(root, { recursive: true, force: true });
-});
 
 describe('diocp: usage errors exit 2', () => {
   it('an unknown flag of start: exit 2, stderr names the flag and shows the start usage', async () => {

@@ -1,17 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { assertBuilt, handlersModule, runCli, ServerProcess, writeFiles } from './helpers.js';
+import { useTempDirs, handlersModule, runCli, ServerProcess } from './helpers.js';
 
-let root: string;
-let n = 0;
-async function tempDir(files: Record<string, string> = {}): Promise<string> {
-  const dir = path.join(root, `case-${++n}`);
-  await mkdir(dir, { recursive: true });
-  await writeFiles(dir, files);
-  return dir;
-}
+const tempDir = useTempDirs('diocp-cli-srv-');
 
 const servers: ServerProcess[] = [];
 function startServer(args: string[], cwd: string): ServerProcess {
@@ -28,19 +19,12 @@ async function project(): Promise<string> {
   });
 }
 
-beforeAll(async () => {
-  assertBuilt();
-  root = await mkdtemp(path.join(os.tmpdir(), 'diocp-cli-srv-'));
-});
 
 afterEach(async () => {
   // Never leave a server behind, whatever the test did.
   await Promise.all(servers.splice(0).map((s) => s.kill()));
 });
 
-afterAll(async () => {
-  if (root) await rm(root, { recursive: true, force: true });
-});
 
 describe('diocp start + diocp call', () => {
   it('starts on a free port, answers calls, reports unknown commands, and stops cleanly on SIGTERM', async () => {

@@ -1,6 +1,8 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { afterAll, beforeAll } from 'vitest';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -157,4 +159,27 @@ export class ServerProcess {
     if (this.running) this.child.kill('SIGKILL');
     await this.exited;
   }
+}
+
+/**
+ * Per-file scratch folders: checks the CLI is built, makes a root folder under the OS temp
+ * folder before the file's tests and removes it after. Returns `tempDir(files)`, which
+ * creates a fresh case folder holding `files`.
+ */
+export function useTempDirs(prefix: string): (files?: Record<string, string>) => Promise<string> {
+  let root = '';
+  let n = 0;
+  beforeAll(async () => {
+    assertBuilt();
+    root = await mkdtemp(path.join(os.tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+  return async (files = {}) => {
+    const dir = path.join(root, `case-${++n}`);
+    await mkdir(dir, { recursive: true });
+    await writeFiles(dir, files);
+    return dir;
+  };
 }
