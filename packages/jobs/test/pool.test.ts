@@ -782,3 +782,22 @@ describe('fairness', () => {
     expect(lag).toBeLessThanOrEqual(8);
   });
 });
+
+describe('threads: minThreads, maxThreads, idle retire', () => {
+  it('grows to maxThreads under load and retires threads above minThreads after idleTimeoutMs', async () => {
+    const pool = makePool({ minThreads: 1, maxThreads: 2, idleTimeoutMs: 150 });
+    // Two long jobs at once need two threads.
+    await Promise.all([pool.post(J.sleep, 150, {}).result, pool.post(J.sleep, 150, {}).result]);
+    expect(pool.stats().pool.threads).toBe(2);
+    await until(() => pool.stats().pool.threads === 1, 3000, 'the idle thread to retire');
+    // The one kept serves on.
+    expect(await pool.post(J.add, { a: 2, b: 3 }).result).toBe(5);
+  });
+
+  it('keeps every thread by default (minThreads = maxThreads: no thread churn)', async () => {
+    const pool = makePool({ maxThreads: 2 });
+    await Promise.all([pool.post(J.sleep, 50, {}).result, pool.post(J.sleep, 50, {}).result]);
+    await sleep(300);
+    expect(pool.stats().pool.threads).toBe(2);
+  });
+});
