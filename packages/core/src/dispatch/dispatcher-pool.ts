@@ -117,7 +117,9 @@ export class PoolDispatcher implements Dispatcher {
     const n = reqs.length;
     let bytes = 0;
     for (let i = 0; i < n; i++) bytes += reqs[i]!.payload.length;
-    const payload = new Uint8Array(bytes);
+    // Shared memory: the payloads reach the thread without another copy (and stay readable
+    // if the batch has to be sent again).
+    const payload = new Uint8Array(new SharedArrayBuffer(bytes));
     const offsets = new Uint32Array(n + 1);
     const conn = new Float64Array(n);
     const cmd = new Uint16Array(n);

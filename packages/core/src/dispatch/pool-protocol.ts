@@ -32,7 +32,7 @@ export interface PoolBatch {
   // Typed arrays: they cross to the thread as one copy each, not number by number.
   conn: Float64Array;
   cmd: Uint16Array;
-  /** All payloads back to back; request i is bytes offsets[i]..offsets[i+1]. */
+  /** All payloads back to back, in shared memory; request i is bytes offsets[i]..offsets[i+1]. */
   payload: Uint8Array;
   offsets: Uint32Array;
   /** Per connection id: remote address, port, session entries (empty when the session is). */

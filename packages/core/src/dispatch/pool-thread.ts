@@ -182,7 +182,8 @@ function pack(outcomes: Outcome[], effects: Effect[]): PoolResult {
     if (o.status === 0) size += (o as { payload: Buffer }).payload.length;
     else (errors ??= {})[i] = (o as { error: NonNullable<PoolResult['errors']>[number] }).error;
   }
-  const payload = new Uint8Array(size);
+  // Shared memory: the answers reach the gateway thread without another copy.
+  const payload = new Uint8Array(new SharedArrayBuffer(size));
   let at = 0;
   for (let i = 0; i < n; i++) {
     offsets[i] = at;
