@@ -58,6 +58,9 @@ export const errorDefs = {
     status: Status.HANDLER_ERROR,
     message: (why: string) => why,
   },
+  DIOCP_ERR_DISPATCH_CURVE_AUTH: {
+    message: (why: string) => `CURVE authenticator: ${why}`,
+  },
   DIOCP_ERR_GATEWAY_OVERLOADED: {
     status: Status.OVERLOADED,
     message: (scope: string, limit: number) => `too many requests in flight ${scope} (limit ${limit}); retry later`,
@@ -156,6 +159,22 @@ export const errorDefs = {
   },
   DIOCP_ERR_REMOTE: {
     message: (status: number, name: string, message: string) => `server answered ${name} (${status}): ${message}`,
+  },
+  // --- remote dispatch (gateway ⇄ worker over ZeroMQ; never on the client wire) ---
+  DIOCP_ERR_REMOTE_BIND: {
+    message: (address: string, why: string) => `cannot bind the remote-dispatch ROUTER to ${address}: ${why}`,
+  },
+  DIOCP_ERR_REMOTE_CONNECT: {
+    message: (address: string, why: string) => `cannot connect the worker to ${address}: ${why}`,
+  },
+  DIOCP_ERR_REMOTE_BAD_MESSAGE: {
+    message: (peer: string, why: string) => `malformed worker-protocol message from ${peer}: ${why}`,
+  },
+  DIOCP_ERR_REMOTE_VERSION: {
+    message: (got: number, want: number) => `worker protocol version ${got} is not supported; the gateway speaks version ${want}`,
+  },
+  DIOCP_ERR_REMOTE_REFUSED: {
+    message: (why: string) => `the gateway refused this worker: ${why}`,
   },
 } satisfies Record<string, ErrorDef>;
 
