@@ -1,25 +1,33 @@
 #!/usr/bin/env node
 // diocp benchmark harness: `npm run bench` (= npm run build && node bench/run.mjs).
 //
-// Three parts, each under load from bench/loadgen.c (see bench/README.md):
-//   echo  the example server (templates/default, diocp CLI, --dispatch inline) against a
-//         hand-written node:net echo server (bench/baseline-echo.mjs): 0x01, 64 B,
-//         100 connections x 16 and x 1 in flight
+// Parts, each under load from bench/loadgen.c or bench/idle-conns.c (see bench/README.md):
+//   echo  the example server (templates/default, diocp CLI, --dispatch inline) with the
+//         node:net transport and with the native one, against a hand-written node:net echo
+//         server (bench/baseline-echo.mjs) and a C epoll echo server (bench/epoll-echo.c,
+//         the hardware reference): 0x01, 64 B, 100 connections x 16 and x 1 in flight
 //   pool  the example server with --dispatch local-pool --threads N against the same
 //         server with --dispatch inline: 0x01, 64 B, 100 connections x 16 in flight
 //   ping  PING (0xFFFF) round trip on one extra connection, one at a time, every ~2 ms,
 //         while 12 connections x 4 in flight send 0x05 {"ms":1} (1 ms of CPU each):
 //         inline against local-pool
+//   idle  15,000 idle connections (bench/idle-conns.c): server RSS growth per connection,
+//         native and node:net transports (example server, inline), C epoll for reference
 //   jobs  bench/jobs.mjs in its own process (BENCH_SKIP_JOBS=1 skips it)
+// Pinning: with taskset (util-linux) and 2+ cores, loadgen / idle-conns run on core 0 and the
+// server under test on core 1, in every part but jobs (--no-pin: no pinning).
 // Options:
 //   --quick            1 s measurement per run (500 ms warmup)
 //   --repeat N         N runs per server and scenario, order alternated
 //   --pick best|median which run to report per server (default best)
-//   --part NAME        echo, pool, ping or jobs: only this part; may be repeated (default: all)
+//   --part NAME        echo, pool, ping, idle or jobs: only this part; may be repeated (default: all)
 //   --threads LIST     handler threads for local-pool, comma-separated (default 1,2: a row each)
 //   --scenario NAME    echo part: only this scenario (100x16 or 100x1); may be repeated
-//   --only baseline|framework   echo part: only this server
+//   --only LIST        echo part: only these servers, comma-separated, of
+//                      baseline, framework (net transport), native, cepoll
 //                      (--scenario / --only without --part: echo and jobs parts only)
+//   --idle-connections N   idle part: connections to open (default 15000)
+//   --no-pin           do not pin loadgen and the server to cores
 // Env: BENCH_DURATION_MS, BENCH_WARMUP_MS (measurement / warmup time), BENCH_FRAMEWORK_CMD
 //   (echo part only: replaces the framework command, "{port}" replaced by the port, cwd
 //   BENCH_FRAMEWORK_CWD or the repo root), BENCH_SKIP_JOBS=1, CC (C compiler for loadgen)
@@ -35,6 +43,8 @@ const root = path.resolve(benchDir, '..');
 const buildDir = path.join(benchDir, '.build');
 const loadgenSrc = path.join(benchDir, 'loadgen.c');
 const loadgenBin = path.join(buildDir, 'loadgen');
+const epollEchoBin = path.join(buildDir, 'epoll-echo');
+const idleConnsBin = path.join(buildDir, 'idle-conns');
 const templateDir = path.join(root, 'templates', 'default');
 
 const START_TIMEOUT_MS = 15_000;
@@ -66,7 +76,18 @@ const PING_SCENARIO = {
     '--ping-interval-us', String(PING_INTERVAL_US),
   ],
 };
-const PARTS = ['echo', 'pool', 'ping', 'jobs'];
+const PARTS = ['echo', 'pool', 'ping', 'idle', 'jobs'];
+const ECHO_KINDS = ['baseline', 'framework', 'native', 'cepoll'];
+const NATIVE_TARGET_RATIO = 1.5; // native ÷ baseline, echo
+const IDLE_KINDS = ['idle-net', 'idle-native', 'idle-cepoll'];
+const IDLE_TARGET_BYTES = 1024; // per idle connection, native
+const IDLE_WARMUP_CONNECTIONS = 1000;
+const IDLE_MAX_CONNECTIONS = 60_000;
+// The server's open-file limit in the idle part (prlimit): the hard limit here is 20,000.
+const IDLE_NOFILE = 20_000;
+// Cores: loadgen on LOADGEN_CPU, the server under test on SERVER_CPU (taskset -c).
+const LOADGEN_CPU = '0';
+const SERVER_CPU = '1';
 
 // ---------------------------------------------------------------- options
 
@@ -76,7 +97,7 @@ function fail(msg, code = 2) {
 }
 
 function parseOptions(argv) {
-  const o = { quick: false, repeat: 1, pick: 'best', scenarios: [], only: null, parts: [], threads: [1, 2] };
+  const o = { quick: false, repeat: 1, pick: 'best', scenarios: [], only: null, parts: [], threads: [1, 2], pin: true, idleConnections: 15_000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -87,7 +108,9 @@ function parseOptions(argv) {
     else if (a === '--repeat') o.repeat = Number(val());
     else if (a === '--pick') o.pick = val();
     else if (a === '--scenario') o.scenarios.push(val());
-    else if (a === '--only') o.only = val();
+    else if (a === '--only') o.only = val().split(',').map((x) => x.trim()).filter(Boolean);
+    else if (a === '--no-pin') o.pin = false;
+    else if (a === '--idle-connections') o.idleConnections = Number(val());
     else if (a === '--part') o.parts.push(val());
     else if (a === '--threads') o.threads = val().split(',').map((s) => Number(s.trim()));
     else if (a === '--help' || a === '-h') {
@@ -99,7 +122,8 @@ function parseOptions(argv) {
   }
   if (!Number.isInteger(o.repeat) || o.repeat < 1 || o.repeat > 20) fail('--repeat must be 1..20');
   if (!['best', 'median'].includes(o.pick)) fail('--pick must be best or median');
-  if (o.only && !['baseline', 'framework'].includes(o.only)) fail('--only must be baseline or framework');
+  if (o.only && (o.only.length === 0 || o.only.some((k) => !ECHO_KINDS.includes(k)))) fail(`--only takes a comma-separated list of ${ECHO_KINDS.join(', ')}`);
+  if (!Number.isInteger(o.idleConnections) || o.idleConnections < 1 || o.idleConnections > 60_000) fail('--idle-connections must be an integer 1..60000');
   for (const s of o.scenarios) {
     if (!SCENARIOS.some((x) => x.name === s)) fail(`unknown scenario ${s} (${SCENARIOS.map((x) => x.name).join(', ')})`);
   }
@@ -123,23 +147,54 @@ function parseOptions(argv) {
 
 // ---------------------------------------------------------------- loadgen build
 
-function ensureLoadgen() {
+// bench/<name>.c -> bench/.build/<name>, rebuilt when the source is newer (cc -O2).
+function ensureBinary(name, bin) {
   fs.mkdirSync(buildDir, { recursive: true });
-  const srcTime = fs.statSync(loadgenSrc).mtimeMs;
+  const src = path.join(benchDir, `${name}.c`);
+  const srcTime = fs.statSync(src).mtimeMs;
   let binTime = -1;
   try {
-    binTime = fs.statSync(loadgenBin).mtimeMs;
+    binTime = fs.statSync(bin).mtimeMs;
   } catch {}
   if (binTime >= srcTime) return;
   const cc = process.env.CC || 'cc';
-  const args = ['-O2', '-std=c11', '-Wall', '-o', loadgenBin, loadgenSrc];
-  console.log(`bench: compiling loadgen: ${cc} ${args.map((a) => path.relative(root, a) || a).join(' ')}`);
+  const args = ['-O2', '-std=c11', '-Wall', '-o', bin, src];
+  console.log(`bench: compiling ${name}: ${cc} ${args.map((a) => path.relative(root, a) || a).join(' ')}`);
   const r = spawnSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'], timeout: 120_000 });
   if (r.error && r.error.code === 'ENOENT') {
     fail(`no C compiler found: '${cc}' is not on PATH. Install one (Debian: apt-get install gcc) or set CC.`);
   }
-  if (r.error) fail(`compiling loadgen failed: ${r.error.message}`);
-  if (r.status !== 0) fail(`compiling loadgen failed (${cc} exited with ${r.status ?? r.signal})`);
+  if (r.error) fail(`compiling ${name} failed: ${r.error.message}`);
+  if (r.status !== 0) fail(`compiling ${name} failed (${cc} exited with ${r.status ?? r.signal})`);
+}
+
+function ensureBinaries() {
+  ensureBinary('loadgen', loadgenBin);
+  ensureBinary('epoll-echo', epollEchoBin);
+  ensureBinary('idle-conns', idleConnsBin);
+}
+
+// ---------------------------------------------------------------- pinning
+
+// taskset (util-linux) pins the load generator to LOADGEN_CPU and the server to SERVER_CPU,
+// so that they do not fight over one core while the other idles. Needs 2+ cores we may use.
+function detectPinning(want) {
+  if (!want) return { on: false, why: 'not pinned (--no-pin)' };
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  if (cores < 2) return { on: false, why: `not pinned: only ${cores} core available` };
+  const r = spawnSync('taskset', ['-c', LOADGEN_CPU, 'true'], { stdio: 'ignore', timeout: 5000 });
+  if (r.error && r.error.code === 'ENOENT') return { on: false, why: 'not pinned: taskset (util-linux) is not installed' };
+  if (r.error || r.status !== 0) return { on: false, why: `not pinned: taskset -c ${LOADGEN_CPU} true failed (${r.error?.message ?? `exit code ${r.status}`})` };
+  const r2 = spawnSync('taskset', ['-c', SERVER_CPU, 'true'], { stdio: 'ignore', timeout: 5000 });
+  if (r2.error || r2.status !== 0) return { on: false, why: `not pinned: taskset -c ${SERVER_CPU} true failed` };
+  return { on: true, why: `pinned with taskset: load generator on core ${LOADGEN_CPU}, server under test on core ${SERVER_CPU}` };
+}
+
+let pinning = { on: false, why: 'not pinned' };
+
+/** The command, run on `cpu` when pinning is on (taskset execs it: same pid). */
+function pinned(cmd, args, cpu) {
+  return pinning.on ? { cmd: 'taskset', args: ['-c', cpu, cmd, ...args] } : { cmd, args };
 }
 
 // ---------------------------------------------------------------- servers
@@ -161,12 +216,17 @@ function freePort() {
 // example server via the CLI with --dispatch inline / local-pool --threads N; pool and
 // ping parts, never replaced).
 function kindLabel(kind) {
-  if (kind === 'framework') return 'framework (inline)';
+  if (kind === 'framework') return 'framework, net transport (inline)';
+  if (kind === 'native') return 'framework, native transport (inline)';
+  if (kind === 'cepoll') return 'C epoll echo';
+  if (kind === 'idle-net') return 'framework, net transport';
+  if (kind === 'idle-native') return 'framework, native transport';
+  if (kind === 'idle-cepoll') return 'C epoll echo';
   if (kind.startsWith('pool')) return `local-pool, ${kind.slice(4)} thread${kind.slice(4) === '1' ? '' : 's'}`;
   return kind;
 }
 
-function frameworkCommand(port, dispatch = 'inline', threads = null, allowOverride = true) {
+function frameworkCommand(port, dispatch = 'inline', threads = null, allowOverride = true, transport = 'net', extra = []) {
   const override = process.env.BENCH_FRAMEWORK_CMD;
   if (allowOverride && override && override.trim()) {
     let parts = override.trim().split(/\s+/);
@@ -176,7 +236,7 @@ function frameworkCommand(port, dispatch = 'inline', threads = null, allowOverri
     const cmd = parts[0] === 'node' ? process.execPath : parts[0];
     return { cmd, args: parts.slice(1), cwd, display: `${parts.join(' ')}  (from BENCH_FRAMEWORK_CMD, cwd ${path.relative(root, cwd) || '.'})` };
   }
-  const cliArgs = ['start', '--host', '127.0.0.1', '--port', String(port), '--transport', 'net', '--dispatch', dispatch];
+  const cliArgs = ['start', ...extra, '--host', '127.0.0.1', '--port', String(port), '--transport', transport, '--dispatch', dispatch];
   if (threads !== null) cliArgs.push('--threads', String(threads));
   const rel = '../../node_modules/.bin/diocp';
   if (fs.existsSync(path.join(templateDir, rel))) {
@@ -191,9 +251,34 @@ function frameworkCommand(port, dispatch = 'inline', threads = null, allowOverri
 function serverCommand(kind, port) {
   if (kind === 'baseline') return baselineCommand(port);
   if (kind === 'framework') return frameworkCommand(port);
+  if (kind === 'native') return frameworkCommand(port, 'inline', null, false, 'native');
+  if (kind === 'cepoll' || kind === 'idle-cepoll') return cepollCommand(port);
+  if (kind === 'idle-net' || kind === 'idle-native') {
+    return frameworkCommand(port, 'inline', null, false, kind.slice(5), ['--config', idleConfigFile()]);
+  }
   if (kind === 'inline') return frameworkCommand(port, 'inline', null, false);
   if (kind.startsWith('pool')) return frameworkCommand(port, 'local-pool', Number(kind.slice(4)), false);
   throw new Error(`unknown server kind ${kind}`);
+}
+
+function cepollCommand(port) {
+  return { cmd: epollEchoBin, args: ['--port', String(port)], cwd: root, display: `bench/.build/epoll-echo --port ${port}` };
+}
+
+// The idle part's config: the example app's handlers, inline, no idle timeout, room for
+// every connection (there is no --max-connections flag).
+function idleConfigFile() {
+  const file = path.join(buildDir, 'idle.config.json');
+  const config = {
+    handlers: [path.join(templateDir, 'dist', 'handlers')],
+    dispatch: 'inline',
+    idleTimeoutMs: 0,
+    maxConnections: IDLE_MAX_CONNECTIONS,
+    logLevel: 'warn',
+  };
+  fs.mkdirSync(buildDir, { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
+  return file;
 }
 
 function baselineCommand(port) {
@@ -216,9 +301,17 @@ function keepTail(limit) {
   };
 }
 
-function startServer(spec) {
+function startServer(spec, { nofile = null } = {}) {
+  // prlimit and taskset both exec the command: the child's pid is the server's.
+  let cmd = spec.cmd;
+  let args = spec.args;
+  if (nofile !== null) {
+    args = [`--nofile=${nofile}:${nofile}`, '--', cmd, ...args];
+    cmd = 'prlimit';
+  }
+  ({ cmd, args } = pinned(cmd, args, SERVER_CPU));
   // detached: own process group, so anything the server spawns can be cleaned up too.
-  const child = spawn(spec.cmd, spec.args, {
+  const child = spawn(cmd, args, {
     cwd: spec.cwd,
     env: { ...process.env, LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -418,7 +511,8 @@ function runLoadgen(port, sc, opts, serverPid) {
     ...sc.args,
   ];
   return new Promise((resolve) => {
-    const child = spawn(loadgenBin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = pinned(loadgenBin, args, LOADGEN_CPU);
+    const child = spawn(p.cmd, p.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     liveLoadgen = child;
     let out = '';
     const err = keepTail(8192);
@@ -454,12 +548,39 @@ function runLoadgen(port, sc, opts, serverPid) {
 
 // ---------------------------------------------------------------- one run
 
+// Whether @diocp/native-iocp imports from the example app's folder (as the CLI would) and
+// exports createTransport. null = fine, else why not (the native rows then say so).
+function nativeUnavailableReason() {
+  const code = [
+    'try {',
+    "  const m = await import('@diocp/native-iocp');",
+    "  if (typeof m.createTransport !== 'function') throw new Error('@diocp/native-iocp exports no createTransport function');",
+    '} catch (e) {',
+    "  console.log(e && e.code === 'ERR_MODULE_NOT_FOUND' ? `@diocp/native-iocp is not installed or not built (${e.message.split('\\n')[0]})` : String(e && e.message || e).split('\\n')[0]);",
+    '  process.exit(1);',
+    '}',
+  ].join('\n');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: templateDir, encoding: 'utf8', timeout: 30_000 });
+  if (r.status === 0) return null;
+  return (r.stdout || '').trim() || (r.error ? r.error.message : `exit code ${r.status ?? r.signal}`);
+}
+
+let nativeMissing = null; // why the native transport cannot be benchmarked, or null
+
+const serverWhat = (kind) =>
+  kind === 'baseline' ? 'baseline server' : kind === 'cepoll' || kind === 'idle-cepoll' ? 'C epoll echo server' : `framework server (${kindLabel(kind)})`;
+
 async function measure(kind, sc, opts) {
+  const run = { part: sc.part, kind, scenario: sc.name, command: null, result: null, cpu: null, error: null, unavailable: null, notes: [] };
+  if ((kind === 'native' || kind === 'idle-native') && nativeMissing) {
+    run.unavailable = nativeMissing;
+    return run;
+  }
   const port = await freePort();
   const spec = serverCommand(kind, port);
-  const what = kind === 'baseline' ? 'baseline server' : `framework server (${kindLabel(kind)})`;
+  run.command = spec.display;
+  const what = serverWhat(kind);
   const srv = startServer(spec);
-  const run = { part: sc.part, kind, scenario: sc.name, command: spec.display, result: null, cpu: null, error: null, notes: [] };
   try {
     await waitForPort(srv, port, what);
     const lg = await runLoadgen(port, sc, opts, srv.child.pid);
@@ -480,6 +601,192 @@ async function measure(kind, sc, opts) {
   } finally {
     run.notes.push(...(await stopServer(srv, what)));
   }
+  markUnavailable(run, srv);
+  return run;
+}
+
+// A native server that refused to start because the addon is missing: not a failure of the
+// bench, the row says "not available".
+function markUnavailable(run, srv) {
+  if (run.result || !(run.kind === 'native' || run.kind === 'idle-native')) return;
+  const m = /DIOCP_ERR_TRANSPORT_UNAVAILABLE[^\n]*|transport "native" is not available[^\n"]*/.exec(srv.err.text + srv.out.text);
+  if (!m) return;
+  run.unavailable = m[0].slice(0, 300);
+  run.error = null;
+  nativeMissing = run.unavailable;
+}
+
+// ---------------------------------------------------------------- idle part
+
+function readRssKb(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Sockets among the process's open descriptors (/proc/PID/fd). */
+function countSockets(pid) {
+  let n = 0;
+  try {
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) n++;
+      } catch {}
+    }
+  } catch {
+    return null;
+  }
+  return n;
+}
+
+/** RSS once it stops moving: 4 reads 250 ms apart within 64 kB of each other, or after maxMs. */
+async function settledRssKb(pid, maxMs) {
+  const t0 = Date.now();
+  const last = [];
+  for (;;) {
+    const v = readRssKb(pid);
+    if (v === null) return null;
+    last.push(v);
+    if (last.length > 4) last.shift();
+    if (last.length === 4 && Math.max(...last) - Math.min(...last) <= 64) return v;
+    if (Date.now() - t0 > maxMs) return v;
+    await sleep(250);
+  }
+}
+
+let liveIdle = null;
+
+// Runs bench/idle-conns: opens `n` connections, resolves `opened` with its first JSON line;
+// ping() sends "ping" and resolves with the next line; end() closes stdin and resolves on exit.
+function startIdleConns(port, n) {
+  const p = pinned(idleConnsBin, ['--port', String(port), '--connections', String(n)], LOADGEN_CPU);
+  const child = spawn(p.cmd, p.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  liveIdle = child;
+  const err = keepTail(4096);
+  child.stderr.setEncoding('utf8').on('data', (d) => err.push(d));
+  const waiting = [];
+  let buf = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      let v = null;
+      try {
+        v = JSON.parse(line);
+      } catch {}
+      waiting.shift()?.(v);
+    }
+  });
+  const exited = new Promise((resolve) => {
+    child.on('error', (e) => {
+      err.push(`spawn failed: ${e.message}`);
+      resolve(-1);
+    });
+    child.on('close', (code) => {
+      liveIdle = null;
+      for (const w of waiting.splice(0)) w(null);
+      resolve(code);
+    });
+  });
+  const nextLine = (ms) =>
+    new Promise((resolve) => {
+      const t = setTimeout(() => resolve(null), ms);
+      waiting.push((v) => {
+        clearTimeout(t);
+        resolve(v);
+      });
+    });
+  return {
+    opened: nextLine(60_000),
+    ping() {
+      const line = nextLine(60_000);
+      child.stdin.write('ping\n');
+      return line;
+    },
+    async end() {
+      child.stdin.end();
+      const code = await Promise.race([exited, sleep(20_000).then(() => 'timeout')]);
+      if (code === 'timeout') child.kill('SIGKILL');
+      return code;
+    },
+    get stderr() {
+      return err.text.trim();
+    },
+  };
+}
+
+// One idle run: warm the server up with IDLE_WARMUP_CONNECTIONS connections (code paths,
+// pools, first allocations), settle, read RSS; open N idle connections, check that the server
+// holds them (its socket count) and, after reading RSS, that it answers a PING on each.
+async function measureIdle(kind, opts) {
+  const n = opts.idleConnections;
+  const run = { part: 'idle', kind, scenario: `idle-${n}`, command: null, result: null, cpu: null, error: null, unavailable: null, notes: [] };
+  if (kind === 'idle-native' && nativeMissing) {
+    run.unavailable = nativeMissing;
+    return run;
+  }
+  const port = await freePort();
+  const spec = serverCommand(kind, port);
+  run.command = spec.display;
+  const what = serverWhat(kind);
+  const srv = startServer(spec, { nofile: IDLE_NOFILE });
+  const settleMs = opts.quick ? 3000 : 8000;
+  try {
+    await waitForPort(srv, port, what);
+    const pid = srv.child.pid;
+    const warm = startIdleConns(port, Math.min(IDLE_WARMUP_CONNECTIONS, n));
+    const w1 = await warm.opened;
+    const w2 = w1 ? await warm.ping() : null;
+    await warm.end();
+    if (!w1 || !w2 || w2.answered !== w1.opened) throw new Error(`warm-up failed: ${JSON.stringify(w1)} ${JSON.stringify(w2)}${tailText('idle-conns stderr', warm.stderr)}`);
+    await sleep(300);
+    const baseSockets = countSockets(pid);
+    const rss0 = await settledRssKb(pid, settleMs);
+    const ic = startIdleConns(port, n);
+    const o = await ic.opened;
+    if (!o) throw new Error(`idle-conns did not report opening its connections${tailText('idle-conns stderr', ic.stderr)}`);
+    // The server holds them when its socket count has grown by n (accept may lag connect).
+    let sockets = countSockets(pid);
+    const deadline = Date.now() + 20_000;
+    while (sockets !== null && sockets < baseSockets + o.opened && Date.now() < deadline) {
+      await sleep(100);
+      sockets = countSockets(pid);
+    }
+    const rss1 = await settledRssKb(pid, settleMs);
+    const held = sockets === null ? null : sockets - baseSockets;
+    const pingRes = await ic.ping();
+    const code = await ic.end();
+    await sleep(500);
+    const rss2 = readRssKb(pid);
+    if (srv.exit) throw new Error(`${what} exited during the run${tailText('stderr', srv.err.text)}`);
+    run.result = {
+      connections: n,
+      opened: o.opened,
+      openMs: o.ms,
+      held,
+      pinged: pingRes ? pingRes.answered : 0,
+      pingBad: pingRes ? pingRes.bad + pingRes.closed : null,
+      rssBeforeKb: rss0,
+      rssIdleKb: rss1,
+      rssAfterCloseKb: rss2,
+      bytesPerConn: rss0 !== null && rss1 !== null ? ((rss1 - rss0) * 1024) / n : null,
+      errors: (n - o.opened) + (held === null || held < n ? 1 : 0) + (!pingRes || pingRes.answered !== n ? 1 : 0),
+    };
+    if (o.opened !== n) run.notes.push(`only ${o.opened} of ${n} connections opened (${o.first_error ?? 'no error given'})`);
+    if (held !== null && held < n) run.notes.push(`the server held only ${held} of ${n} connections (sockets in /proc/${pid}/fd)`);
+    if (!pingRes || pingRes.answered !== n) run.notes.push(`PING answered on ${pingRes ? pingRes.answered : 0} of ${n} connections`);
+    if (code !== 0 && run.notes.length === 0) run.notes.push(`idle-conns exited with ${code}: ${ic.stderr}`);
+  } catch (e) {
+    run.error = e.message + (spec.hint ? `\n  hint: ${spec.hint}` : '');
+  } finally {
+    run.notes.push(...(await stopServer(srv, what)));
+  }
+  markUnavailable(run, srv);
   return run;
 }
 
@@ -512,19 +819,31 @@ function buildEchoRows(all, opts) {
       picked[kind] = { run: pickRun(runs, opts.pick), runs };
     }
     const base = picked.baseline?.run?.result;
+    const cref = picked.cepoll?.run?.result;
     for (const kind of opts.kinds) {
       const { run, runs } = picked[kind];
       const res = run?.result;
-      let ratio = '—';
-      if (kind === 'framework' && res && base && base.rps > 0) ratio = (res.rps / base.rps).toFixed(2);
+      const unavailable = runs.find((r) => r.unavailable)?.unavailable;
+      const ratioTo = (ref, refKind) => (res && ref && ref.rps > 0 && kind !== refKind ? `${(res.rps / ref.rps).toFixed(2)}×` : '—');
+      let target = '—';
+      if (kind === 'native' && res && base && base.rps > 0) {
+        const x = res.rps / base.rps;
+        target = x >= NATIVE_TARGET_RATIO ? `≥ ${NATIVE_TARGET_RATIO}×: met` : `≥ ${NATIVE_TARGET_RATIO}×: **not met**`;
+      }
       rows.push({
         scenario: `${sc.connections} conn × ${sc.depth} in flight`,
-        server: kind,
-        rps: res ? fmtInt(res.rps) : 'failed',
+        server: kindLabel(kind),
+        rps: res ? fmtInt(res.rps) : unavailable ? 'not available' : 'failed',
+        all: runs.map((r) => (r.result ? `${Math.round(r.result.rps / 1000)}k` : r.unavailable ? 'n/a' : 'failed')).join(' / '),
         p50: res ? fmtInt(res.p50_us) : '—',
         p99: res ? fmtInt(res.p99_us) : '—',
-        errors: errorsOf(runs),
-        ratio,
+        errors: unavailable && !res ? '—' : errorsOf(runs),
+        gw: fmtPct(run?.cpu?.gateway),
+        other: fmtPct(run?.cpu?.other),
+        lg: fmtPct(run?.cpu?.loadgen),
+        ratio: ratioTo(base, 'baseline'),
+        cratio: ratioTo(cref, 'cepoll'),
+        target,
       });
     }
   }
@@ -535,10 +854,56 @@ const ECHO_COLS = [
   ['scenario', 'scenario'],
   ['server', 'server'],
   ['rps', 'req/s', 1],
+  ['all', 'req/s, every run', 1],
   ['p50', 'p50 µs', 1],
   ['p99', 'p99 µs', 1],
   ['errors', 'errors', 1],
-  ['ratio', 'ratio', 1],
+  ['gw', 'CPU % main thread', 1],
+  ['other', 'CPU % other threads', 1],
+  ['lg', 'CPU % loadgen', 1],
+  ['ratio', '÷ baseline', 1],
+  ['cratio', '÷ C epoll', 1],
+  ['target', 'target (native ÷ baseline)'],
+];
+
+function buildIdleRows(all, opts) {
+  return IDLE_KINDS.map((kind) => {
+    const runs = all.filter((r) => r.part === 'idle' && r.kind === kind);
+    // Reported run: lowest bytes per connection (best) or the middle one (median).
+    const run = pickRun(runs, opts.pick, (r) => r.result.bytesPerConn ?? Infinity, false);
+    const res = run?.result;
+    const unavailable = runs.find((r) => r.unavailable)?.unavailable;
+    const mb = (kb) => (kb === null || kb === undefined ? '—' : (kb / 1024).toFixed(1));
+    let target = '—';
+    if (kind === 'idle-native' && res && res.bytesPerConn !== null) {
+      target = res.bytesPerConn <= IDLE_TARGET_BYTES ? `≤ ${IDLE_TARGET_BYTES} B: met` : `≤ ${IDLE_TARGET_BYTES} B: **not met**`;
+    }
+    return {
+      server: kindLabel(kind),
+      conns: res ? fmtInt(res.opened) : unavailable ? 'not available' : 'failed',
+      held: res && res.held !== null ? fmtInt(res.held) : '—',
+      pinged: res ? fmtInt(res.pinged) : '—',
+      rss0: mb(res?.rssBeforeKb),
+      rss1: mb(res?.rssIdleKb),
+      rss2: mb(res?.rssAfterCloseKb),
+      per: res && res.bytesPerConn !== null ? fmtInt(res.bytesPerConn) : '—',
+      all: runs.map((r) => (r.result && r.result.bytesPerConn !== null ? fmtInt(r.result.bytesPerConn) : r.unavailable ? 'n/a' : 'failed')).join(' / '),
+      target,
+    };
+  });
+}
+
+const IDLE_COLS = [
+  ['server', 'server'],
+  ['conns', 'connections', 1],
+  ['held', 'held by server', 1],
+  ['pinged', 'PING answered', 1],
+  ['rss0', 'RSS before MiB', 1],
+  ['rss1', 'RSS idle MiB', 1],
+  ['rss2', 'RSS after close MiB', 1],
+  ['per', 'bytes / connection', 1],
+  ['all', 'bytes / conn, every run', 1],
+  ['target', 'target (native)'],
 ];
 
 const cpuCells = (cpu) => ({
@@ -665,10 +1030,15 @@ const mdCommand = (display) =>
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
   opts.scenarioList = opts.scenarios.length ? SCENARIOS.filter((s) => opts.scenarios.includes(s.name)) : SCENARIOS;
-  opts.kinds = opts.only ? [opts.only] : ['baseline', 'framework'];
+  opts.kinds = opts.only ? ECHO_KINDS.filter((k) => opts.only.includes(k)) : [...ECHO_KINDS];
   opts.serverKinds = ['inline', ...opts.threads.map((t) => `pool${t}`)];
   const has = (p) => opts.parts.includes(p);
-  ensureLoadgen();
+  ensureBinaries();
+  pinning = detectPinning(opts.pin);
+  if ((has('echo') && opts.kinds.includes('native')) || has('idle')) {
+    nativeMissing = nativeUnavailableReason();
+    if (nativeMissing) console.log(`bench: the native transport is not available, its rows say so: ${nativeMissing}`);
+  }
 
   const m = machineInfo();
   const load0 = os.loadavg()[0];
@@ -677,6 +1047,7 @@ async function main() {
       `measure ${opts.durationMs} ms, repeat ${opts.repeat}, report ${opts.pick}; local-pool threads ${opts.threads.join(', ')}; ` +
       `load average (1 min) ${load0.toFixed(2)}`,
   );
+  console.log(`bench: ${pinning.why}${has('jobs') ? ' (the jobs part is not pinned)' : ''}`);
 
   const plan = [];
   const alternate = (kinds, r) => (r % 2 === 0 ? kinds : [...kinds].reverse());
@@ -691,19 +1062,34 @@ async function main() {
   if (has('ping')) {
     for (let r = 0; r < opts.repeat; r++) for (const kind of alternate(opts.serverKinds, r)) plan.push({ sc: PING_SCENARIO, kind, r });
   }
+  const IDLE_SCENARIO = { part: 'idle', name: `idle-${opts.idleConnections}` };
+  if (has('idle')) {
+    for (let r = 0; r < opts.repeat; r++) for (const kind of alternate(IDLE_KINDS, r)) plan.push({ sc: IDLE_SCENARIO, kind, r });
+  }
 
   const describe = (sc) =>
     sc.part === 'ping'
       ? `${sc.connections} connections × ${sc.depth} in flight of 0x${WORK_COMMAND.toString(16).padStart(2, '0')} {"ms":${WORK_MS}} + 1 PING connection (every ${PING_INTERVAL_US / 1000} ms)`
-      : `${sc.connections} connections × ${sc.depth} in flight, ${PAYLOAD} B echo`;
+      : sc.part === 'idle'
+        ? `${fmtInt(opts.idleConnections)} idle connections (after ${fmtInt(Math.min(IDLE_WARMUP_CONNECTIONS, opts.idleConnections))} for warm-up)`
+        : `${sc.connections} connections × ${sc.depth} in flight, ${PAYLOAD} B echo`;
   const all = [];
   for (let i = 0; i < plan.length; i++) {
     const { sc, kind, r } = plan[i];
     const rep = opts.repeat > 1 ? `, run ${r + 1}/${opts.repeat}` : '';
-    console.log(`[${i + 1}/${plan.length}] ${sc.part}: ${kindLabel(kind)}: ${describe(sc)}${rep} (${opts.warmupMs} ms warmup + ${opts.durationMs} ms) ...`);
-    const run = await measure(kind, sc, opts);
+    const timing = sc.part === 'idle' ? '' : ` (${opts.warmupMs} ms warmup + ${opts.durationMs} ms)`;
+    console.log(`[${i + 1}/${plan.length}] ${sc.part}: ${kindLabel(kind)}: ${describe(sc)}${rep}${timing} ...`);
+    const run = sc.part === 'idle' ? await measureIdle(kind, opts) : await measure(kind, sc, opts);
     all.push(run);
-    if (run.result) {
+    if (run.unavailable) console.log(`      not available: ${run.unavailable}`);
+    if (run.result && sc.part === 'idle') {
+      const x = run.result;
+      const mb = (kb) => (kb === null ? '?' : (kb / 1024).toFixed(1));
+      console.log(
+        `      ${fmtInt(x.opened)} opened in ${x.openMs} ms, ${x.held === null ? '?' : fmtInt(x.held)} held by the server, PING answered on ${fmtInt(x.pinged)}; ` +
+          `RSS ${mb(x.rssBeforeKb)} -> ${mb(x.rssIdleKb)} MiB (${x.bytesPerConn === null ? '?' : fmtInt(x.bytesPerConn)} B per connection), ${mb(x.rssAfterCloseKb)} MiB after closing`,
+      );
+    } else if (run.result) {
       const x = run.result;
       const cpu = run.cpu
         ? `; CPU % main thread ${fmtPct(run.cpu.gateway)}, other threads ${fmtPct(run.cpu.other)}, loadgen ${fmtPct(run.cpu.loadgen)}, rest of machine ${fmtPct(run.cpu.rest)}`
@@ -723,7 +1109,7 @@ async function main() {
 
   const load1 = os.loadavg()[0];
   const errors = all.reduce((s, r) => s + (r.result ? r.result.errors : 0), 0);
-  const failed = all.filter((r) => !r.result || r.error).length;
+  const failed = all.filter((r) => (!r.result && !r.unavailable) || r.error).length;
   const machine = `${m.model}, ${m.cores} cores, Node ${m.node}, ${m.os}; ${m.date}; load average (1 min) ${load0.toFixed(2)} before, ${load1.toFixed(2)} after`;
   const notes = all.flatMap((r) => r.notes.map((n) => `${r.part} ${kindLabel(r.kind)} ${r.scenario}: ${n}`));
   const commandOf = (part, kind) => all.find((r) => r.part === part && r.kind === kind)?.command;
@@ -736,15 +1122,17 @@ async function main() {
   const sections = []; // { title, text, md, bullets }
   if (has('echo')) {
     const rows = buildEchoRows(all, opts);
-    const fw = commandOf('echo', 'framework');
     sections.push({
-      title: 'echo: framework (inline) vs hand-written node:net baseline',
+      title: 'echo: framework (net and native transports, inline) vs hand-written node:net baseline and C epoll',
       cols: ECHO_COLS,
       rows,
       bullets: [
-        `settings: ${PAYLOAD} B payload, command 0x${COMMAND.toString(16).padStart(4, '0')}, ${runsLine}, ${opts.pick} run reported; ratio = framework req/s ÷ baseline req/s`,
-        `load generator: bench/loadgen.c (C, epoll, one thread); baseline: bench/baseline-echo.mjs (hand-written node:net echo)`,
-        ...(fw ? [`framework: ${mdCommand(fw)}`] : []),
+        `settings: ${PAYLOAD} B payload, command 0x${COMMAND.toString(16).padStart(4, '0')}, ${runsLine}, ${opts.pick} run reported; ` +
+          `÷ baseline = req/s ÷ the hand-written node:net echo's req/s; ÷ C epoll = req/s ÷ the C epoll echo's (hardware reference); ` +
+          `target: native ÷ baseline ≥ ${NATIVE_TARGET_RATIO}×; ${pinning.why}`,
+        `load generator: bench/loadgen.c (C, epoll, one thread); baseline: bench/baseline-echo.mjs (hand-written node:net echo); C epoll: bench/epoll-echo.c (one thread, one write per read)`,
+        `CPU %: 100 = one core, the server's main thread (JS event loop) and its other threads (the native I/O thread, libuv, V8 helpers), over the measured window`,
+        ...opts.kinds.map((k) => commandOf('echo', k)).filter(Boolean).map((c) => `server: ${mdCommand(c)}`),
       ],
     });
   }
@@ -776,6 +1164,24 @@ async function main() {
     });
   }
 
+  if (has('idle')) {
+    sections.push({
+      title: `idle connections: server memory per connection (${fmtInt(opts.idleConnections)} connections)`,
+      cols: IDLE_COLS,
+      rows: buildIdleRows(all, opts),
+      bullets: [
+        `settings: bench/idle-conns.c opens ${fmtInt(opts.idleConnections)} connections (RLIMIT_NOFILE raised to its hard limit) and sends nothing; ` +
+          `bytes / connection = (server VmRSS with them open − VmRSS before) ÷ connections, RSS read from /proc/PID/status once settled ` +
+          `(4 reads 250 ms apart within 64 kB, at most ${opts.quick ? 3 : 8} s); before = after a warm-up of ${fmtInt(Math.min(IDLE_WARMUP_CONNECTIONS, opts.idleConnections))} connections opened, PINGed and closed; ` +
+          `held by server = growth of the sockets in /proc/PID/fd; then one PING on every connection must be answered; ` +
+          `server started with prlimit --nofile=${IDLE_NOFILE}:${IDLE_NOFILE}, idleTimeoutMs 0, maxConnections ${IDLE_MAX_CONNECTIONS} (config file bench/.build/idle.config.json); ` +
+          `${opts.repeat} run(s) per server, ${opts.pick} run (by bytes / connection) reported; target: native ≤ ${IDLE_TARGET_BYTES} B; ${pinning.why}`,
+        `kernel socket buffers are not in RSS: this is the server process's own memory per connection`,
+        ...IDLE_KINDS.map((k) => commandOf('idle', k)).filter(Boolean).map((c) => `server: ${mdCommand(c)}`),
+      ],
+    });
+  }
+
   for (const s of sections) {
     console.log('');
     console.log(`== ${s.title}`);
@@ -784,17 +1190,20 @@ async function main() {
   }
   console.log('');
   console.log(`machine: ${machine}`);
+  console.log(`pinning: ${pinning.why}${has('jobs') ? ' (the jobs part is not pinned)' : ''}`);
   if (has('pool') || has('ping')) console.log(cpuNote);
 
   const md = [
     `### diocp benchmark (${m.date.slice(0, 10)})`,
     '',
     `- machine: ${machine}`,
+    `- pinning: ${pinning.why}${has('jobs') ? ' (the jobs part is not pinned)' : ''}`,
     ...(has('pool') || has('ping') ? [`- ${cpuNote}`] : []),
     '',
     ...sections.flatMap((s) => [`#### ${s.title}`, '', mdTable(s.cols, s.rows), '', ...s.bullets.map((b) => `- ${b}`), '']),
     ...notes.map((n) => `- note: ${n}`),
     ...all.filter((r) => r.error).map((r) => `- FAILED ${r.part} ${kindLabel(r.kind)} ${r.scenario}: ${r.error.split('\n')[0]}`),
+    ...(all.some((r) => r.unavailable) ? [`- not available: the native transport (${all.find((r) => r.unavailable).unavailable})`] : []),
     '',
   ].join('\n');
   fs.mkdirSync(buildDir, { recursive: true });
@@ -851,6 +1260,7 @@ async function runJobsBench(opts, echoMd) {
 
 async function cleanupAndExit(code) {
   if (liveLoadgen) liveLoadgen.kill('SIGKILL');
+  if (liveIdle) liveIdle.kill('SIGKILL');
   if (liveJobsBench) liveJobsBench.kill('SIGKILL');
   for (const srv of live) {
     const pid = srv.child.pid;
