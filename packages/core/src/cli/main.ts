@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { DiocpError } from '../errors.js';
 import { call, callUsage } from './call.js';
+import { keygen, keygenUsage } from './keygen.js';
 import { start, startUsage } from './start.js';
 
 const usage = `Usage: diocp <command> [options]
@@ -8,6 +9,7 @@ const usage = `Usage: diocp <command> [options]
 Commands:
   start     start a server (diocp start --help)
   call      send one request and print the reply (diocp call --help)
+  keygen    print a CURVE key pair for remote dispatch (diocp keygen --help)
 
 Options:
   -h, --help       show this help
@@ -22,6 +24,8 @@ export async function main(argv: string[]): Promise<number> {
         return (await start(rest)) ?? 0;
       case 'call':
         return await call(rest);
+      case 'keygen':
+        return keygen(rest);
       case '-v':
       case '--version': {
         const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -41,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof DiocpError) {
       process.stderr.write(`diocp: ${err.message} [${err.code}]\n`);
-      if (err.code === 'DIOCP_ERR_CLI_USAGE') process.stderr.write('\n' + (cmd === 'call' ? callUsage : cmd === 'start' ? startUsage : usage) + '\n');
+      if (err.code === 'DIOCP_ERR_CLI_USAGE') process.stderr.write('\n' + (cmd === 'call' ? callUsage : cmd === 'start' ? startUsage : cmd === 'keygen' ? keygenUsage : usage) + '\n');
       return err.code === 'DIOCP_ERR_CLI_USAGE' ? 2 : 1;
     }
     process.stderr.write(`diocp: ${(err as Error).stack ?? String(err)}\n`);
