@@ -6,6 +6,7 @@ import { PoolDispatcher } from './dispatch/dispatcher-pool.js';
 import { resolveConfig, type DiocpConfig, type ResolvedConfig } from './config/options.js';
 import type { Dispatcher } from './dispatch/dispatcher.js';
 import { InlineDispatcher } from './dispatch/dispatcher-inline.js';
+import { RemoteDispatcher, type RemoteDispatchStats } from './dispatch/remote/dispatcher-remote.js';
 import { diocpError } from './errors.js';
 import type { Context, GatewayApi } from './gateway/context.js';
 import { Gateway } from './gateway/gateway.js';
@@ -48,6 +49,7 @@ export class DiocpServer {
   private transportName = '';
   private address: { host: string; port: number } | null = null;
   private signalHandler: (() => void) | null = null;
+  private dispatcher: Dispatcher | null = null;
 
   constructor(private readonly options: ServerOptions) {
     const { handlers, handlerModules: _m, container: _c, logger: _l, transportInstance: _t, dispatcherInstance: _d, ...rest } = options;
@@ -57,7 +59,7 @@ export class DiocpServer {
   }
 
   /** Build the command table (start-up errors name the class), pick the transport, listen. */
-  async listen(): Promise<{ host: string; port: number; transport: string; dispatch: string; threads?: number }> {
+  async listen(): Promise<{ host: string; port: number; transport: string; dispatch: string; threads?: number; remote?: string }> {
     if (this.gatewayInstance) throw diocpError('DIOCP_ERR_SERVER_STATE', 'listen() was already called on this server');
     const cfg = this.config;
     const setup = cfg.setup === null ? null : path.resolve(cfg.setup);
@@ -107,15 +109,19 @@ export class DiocpServer {
       throw err;
     }
     this.gatewayInstance = gateway;
+    this.dispatcher = dispatcher;
     this.transportName = transport.name;
     this.address = addr;
     const threads = dispatcher.mode === 'local-pool' ? this.config.threads || os.availableParallelism() : undefined;
-    return { ...addr, transport: transport.name, dispatch: dispatcher.mode, threads };
+    const remote = dispatcher instanceof RemoteDispatcher ? dispatcher.boundEndpoint : undefined;
+    return { ...addr, transport: transport.name, dispatch: dispatcher.mode, threads, remote };
   }
 
   private createDispatcher(setup: string | null): Dispatcher {
     const cfg = this.config;
     if (cfg.dispatch === 'inline') return new InlineDispatcher();
+    // Remote: handlers run in worker processes that load them from their own config.
+    if (cfg.dispatch === 'remote') return new RemoteDispatcher(cfg.remote);
     const modules = this.options.handlerModules ?? [];
     if (modules.length === 0) {
       throw diocpError('DIOCP_ERR_CONFIG_INVALID', 'handlers', 'must name compiled handler modules for local-pool dispatch (threads load them; classes cannot cross threads)');
@@ -150,9 +156,13 @@ export class DiocpServer {
     return this.gatewayInstance?.context(connectionId);
   }
 
-  stats(): GatewayStats {
+  /** The gateway's counters; in remote mode also `dispatch`: per-worker stats, retries, queue. */
+  stats(): GatewayStats & { dispatch?: RemoteDispatchStats } {
     if (!this.gatewayInstance) throw diocpError('DIOCP_ERR_SERVER_STATE', 'the server is not listening yet: await server.listen() first');
-    return this.gatewayInstance.stats();
+    const stats: GatewayStats & { dispatch?: RemoteDispatchStats } = this.gatewayInstance.stats();
+    const d = this.dispatcher as { stats?: () => RemoteDispatchStats } | null;
+    if (typeof d?.stats === 'function') stats.dispatch = d.stats();
+    return stats;
   }
 
   /** Graceful shutdown (see Gateway.close). Safe to call more than once. */

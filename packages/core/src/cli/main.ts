@@ -3,11 +3,13 @@ import { DiocpError } from '../errors.js';
 import { call, callUsage } from './call.js';
 import { keygen, keygenUsage } from './keygen.js';
 import { start, startUsage } from './start.js';
+import { worker, workerUsage } from './worker.js';
 
 const usage = `Usage: diocp <command> [options]
 
 Commands:
   start     start a server (diocp start --help)
+  worker    run a logic process for a remote-dispatch gateway (diocp worker --help)
   call      send one request and print the reply (diocp call --help)
   keygen    print a CURVE key pair for remote dispatch (diocp keygen --help)
 
@@ -24,6 +26,8 @@ export async function main(argv: string[]): Promise<number> {
         return (await start(rest)) ?? 0;
       case 'call':
         return await call(rest);
+      case 'worker':
+        return await worker(rest);
       case 'keygen':
         return keygen(rest);
       case '-v':
@@ -45,7 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof DiocpError) {
       process.stderr.write(`diocp: ${err.message} [${err.code}]\n`);
-      if (err.code === 'DIOCP_ERR_CLI_USAGE') process.stderr.write('\n' + (cmd === 'call' ? callUsage : cmd === 'start' ? startUsage : cmd === 'keygen' ? keygenUsage : usage) + '\n');
+      if (err.code === 'DIOCP_ERR_CLI_USAGE') process.stderr.write('\n' + (cmd === 'call' ? callUsage : cmd === 'start' ? startUsage : cmd === 'keygen' ? keygenUsage : cmd === 'worker' ? workerUsage : usage) + '\n');
       return err.code === 'DIOCP_ERR_CLI_USAGE' ? 2 : 1;
     }
     process.stderr.write(`diocp: ${(err as Error).stack ?? String(err)}\n`);

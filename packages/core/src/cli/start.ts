@@ -3,6 +3,7 @@ import { handlerFiles, loadConfigFile, loadHandlers } from '../config/load.js';
 import { resolveConfig, type DiocpConfig } from '../config/options.js';
 import { createLogger } from '../logger.js';
 import { createServer } from '../server.js';
+import { diocpError } from '../errors.js';
 import { intFlag, parse } from './args.js';
 
 export const startUsage = `Usage: diocp start [options]
@@ -14,7 +15,8 @@ Options:
   --host <host>          address to listen on (default 127.0.0.1)
   --port <port>          TCP port (default 7001)
   --transport <t>        auto | native | net (default auto)
-  --dispatch <mode>      inline | local-pool (default inline)
+  --dispatch <mode>      inline | local-pool | remote (default inline)
+  --bind <address>       remote: ZeroMQ address workers connect to (default tcp://127.0.0.1:7002)
   --threads <n>          handler threads for local-pool (default: one per core)
   --log-level <level>    fatal | error | warn | info | debug | trace | silent
   --debug                stack traces in HANDLER_ERROR replies
@@ -29,6 +31,7 @@ export async function start(argv: string[]): Promise<number | null> {
       port: { type: 'string' },
       transport: { type: 'string' },
       dispatch: { type: 'string' },
+      bind: { type: 'string' },
       threads: { type: 'string' },
       'log-level': { type: 'string' },
       debug: { type: 'boolean' },
@@ -49,7 +52,16 @@ export async function start(argv: string[]): Promise<number | null> {
   if (values.host !== undefined) flags.host = values.host as string;
   if (values.port !== undefined) flags.port = intFlag('port', values.port as string, 0, 65535);
   if (values.transport !== undefined) flags.transport = values.transport as DiocpConfig['transport'];
-  if (values.dispatch !== undefined) flags.dispatch = values.dispatch as DiocpConfig['dispatch'];
+  const fileDispatch = (fileConfig as DiocpConfig).dispatch;
+  if (values.dispatch !== undefined) {
+    // --dispatch keeps the file's object form (its remote keys, its threads) when the mode matches.
+    flags.dispatch = typeof fileDispatch === 'object' && fileDispatch?.mode === values.dispatch ? fileDispatch : (values.dispatch as DiocpConfig['dispatch']);
+  }
+  if (values.bind !== undefined) {
+    const d = flags.dispatch ?? fileDispatch;
+    if ((typeof d === 'object' ? d?.mode : d) !== 'remote') throw diocpError('DIOCP_ERR_CLI_USAGE', '--bind needs --dispatch remote (or dispatch: remote in the config)');
+    flags.dispatch = { ...(typeof d === 'object' ? d : { mode: 'remote' as const }), bind: values.bind as string };
+  }
   if (values.threads !== undefined) flags.threads = intFlag('threads', values.threads as string, 0, 1024);
   if (values['log-level'] !== undefined) flags.logLevel = values['log-level'] as string;
   if (values.debug) flags.debug = true;
@@ -71,8 +83,8 @@ export async function start(argv: string[]): Promise<number | null> {
   // Handlers first, then the announcement: a signal sent as soon as the line is seen is handled.
   const stopped = new Promise<void>((resolve) => server.closeOnSignals(() => resolve()));
   logger.info(
-    { host: addr.host, port: addr.port, transport: addr.transport, dispatch: addr.dispatch, threads: addr.threads, commands: handlers.length, config: file },
-    `diocp listening on ${addr.host}:${addr.port} (transport ${addr.transport}, dispatch ${addr.dispatch}${addr.threads ? `, ${addr.threads} threads` : ''})`,
+    { host: addr.host, port: addr.port, transport: addr.transport, dispatch: addr.dispatch, threads: addr.threads, remote: addr.remote, commands: handlers.length, config: file },
+    `diocp listening on ${addr.host}:${addr.port} (transport ${addr.transport}, dispatch ${addr.dispatch}${addr.threads ? `, ${addr.threads} threads` : ''}${addr.remote ? `, workers connect to ${addr.remote}` : ''})`,
   );
   await stopped;
   logger.info('diocp stopped');

@@ -1,9 +1,54 @@
 import { diocpError } from '../errors.js';
 import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants.js';
 import type { HandlerClass } from '../router/scanner.js';
+import { checkClientCurve, checkServerCurve, type CurveClientConfig, type CurveServerConfig } from '../dispatch/remote/curve.js';
 
 export type TransportChoice = 'auto' | 'native' | 'net';
-export type DispatchChoice = 'inline' | 'local-pool';
+export type DispatchChoice = 'inline' | 'local-pool' | 'remote';
+
+/** `dispatch: { mode: 'remote', ... }`: the gateway side of remote dispatch (docs/remote.md). */
+export interface RemoteDispatchConfig {
+  /** ZeroMQ address the gateway's ROUTER binds; workers connect to it. */
+  bind?: string;
+  /** Heartbeat interval both ways (ms); also sent to workers in WELCOME. */
+  heartbeatMs?: number;
+  /** Heartbeats a peer may miss before it is declared dead. */
+  liveness?: number;
+  /** Re-posts of one request after worker deaths, then UNAVAILABLE. */
+  maxRetries?: number;
+  /** How long a request waits for a worker with credit (ms), then UNAVAILABLE. */
+  noWorkerWaitMs?: number;
+  /** Requests waiting for a worker; past it new ones are answered UNAVAILABLE at once. */
+  maxQueued?: number;
+  /** CURVE: the gateway's key pair and the public keys of the workers it admits (Z85). */
+  curve?: CurveServerConfig | null;
+}
+
+export type ResolvedRemoteDispatch = Required<RemoteDispatchConfig>;
+
+export const remoteDefaults: ResolvedRemoteDispatch = {
+  bind: 'tcp://127.0.0.1:7002',
+  heartbeatMs: 1000,
+  liveness: 3,
+  maxRetries: 2,
+  noWorkerWaitMs: 5000,
+  maxQueued: 100_000,
+  curve: null,
+};
+
+/** `worker: { ... }`: what `diocp worker` reads from the same config file (flags override it). */
+export interface WorkerConfig {
+  /** Gateway ROUTER address to connect to. */
+  connect?: string;
+  /** Most requests the worker holds at once (its credit). */
+  concurrency?: number;
+  /** 0: run handlers on the worker's main thread; N: on its own pool of N threads. */
+  threads?: number;
+  /** Name the gateway logs and shows in stats (default host:pid). */
+  name?: string;
+  /** CURVE: the gateway's public key and the worker's key pair (Z85). */
+  curve?: CurveClientConfig | null;
+}
 
 /**
  * Everything `diocp.config.{js,mjs,json}` and `createServer()` accept. Every key is optional;
@@ -21,7 +66,7 @@ export interface DiocpConfig {
    * Where handlers run: `inline` on the gateway's thread, `local-pool` on a pool of worker
    * threads. The object form `{ mode, threads }` sets `threads` too.
    */
-  dispatch?: DispatchChoice | { mode: DispatchChoice; threads?: number };
+  dispatch?: DispatchChoice | ({ mode: DispatchChoice; threads?: number } & RemoteDispatchConfig);
   /** Handler threads in local-pool mode; 0 = one per core. */
   threads?: number;
   /**
@@ -54,11 +99,16 @@ export interface DiocpConfig {
   debug?: boolean;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel?: string;
+  /** Settings of `diocp worker` (a logic process in remote mode); the server ignores them. */
+  worker?: WorkerConfig;
 }
 
-export type ResolvedConfig = Required<Omit<DiocpConfig, 'handlers' | 'dispatch'>> & {
+export type ResolvedConfig = Required<Omit<DiocpConfig, 'handlers' | 'dispatch' | 'worker'>> & {
   handlers: (string | HandlerClass)[];
   dispatch: DispatchChoice;
+  /** Remote-dispatch settings, defaults filled in (used when dispatch is `remote`). */
+  remote: ResolvedRemoteDispatch;
+  worker: WorkerConfig;
 };
 
 export const defaults: ResolvedConfig = {
@@ -79,6 +129,8 @@ export const defaults: ResolvedConfig = {
   shutdownTimeoutMs: 10_000,
   debug: false,
   logLevel: 'info',
+  remote: remoteDefaults,
+  worker: {},
 };
 
 /** Typed identity: `export default defineConfig({ ... })` in diocp.config.mjs. */
@@ -99,13 +151,20 @@ const checks: Record<keyof DiocpConfig, Check> = {
   port: int(0, 65535),
   transport: oneOf(['auto', 'native', 'net']),
   dispatch: (v) => {
-    const modes = ['inline', 'local-pool'];
+    const modes = ['inline', 'local-pool', 'remote'];
     if (typeof v === 'string') return modes.includes(v) ? null : `must be one of ${modes.join(', ')}, got ${show(v)}`;
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be a mode name or { mode, threads }, got ${show(v)}`;
-    for (const k of Object.keys(v)) if (k !== 'mode' && k !== 'threads') return `has an unknown key "${k}" (known: mode, threads)`;
-    const o = v as { mode?: unknown; threads?: unknown };
+    const o = v as Record<string, unknown>;
     if (typeof o.mode !== 'string' || !modes.includes(o.mode)) return `.mode must be one of ${modes.join(', ')}, got ${show(o.mode)}`;
-    return o.threads === undefined ? null : int(0, 1024)(o.threads) && `.threads ${int(0, 1024)(o.threads)}`;
+    const known = o.mode === 'remote' ? ['mode', ...Object.keys(remoteChecks)] : ['mode', 'threads'];
+    for (const k of Object.keys(v)) if (!known.includes(k)) return `has an unknown key "${k}" (known with mode ${o.mode}: ${known.join(', ')})`;
+    if (o.mode !== 'remote') return o.threads === undefined ? null : int(0, 1024)(o.threads) && `.threads ${int(0, 1024)(o.threads)}`;
+    for (const [k, check] of Object.entries(remoteChecks)) {
+      if (o[k] === undefined) continue;
+      const problem = check(o[k]);
+      if (problem !== null) return `.${k} ${problem}`;
+    }
+    return null;
   },
   threads: int(0, 1024),
   setup: (v) => (v === null || (typeof v === 'string' && v.length > 0) ? null : `must be a module path or null, got ${show(v)}`),
@@ -123,6 +182,52 @@ const checks: Record<keyof DiocpConfig, Check> = {
   shutdownTimeoutMs: int(0, 2 ** 31 - 1),
   debug: (v) => (typeof v === 'boolean' ? null : `must be true or false, got ${show(v)}`),
   logLevel: oneOf(LOG_LEVELS),
+  worker: (v) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object, got ${show(v)}`;
+    for (const [k, x] of Object.entries(v)) {
+      const check = Object.hasOwn(workerChecks, k) ? workerChecks[k as keyof typeof workerChecks] : undefined;
+      if (check === undefined) return `has an unknown key "${k}" (known: ${Object.keys(workerChecks).join(', ')})`;
+      if (x === undefined) continue;
+      const problem = check(x);
+      if (problem !== null) return `.${k} ${problem}`;
+    }
+    return null;
+  },
+};
+
+/** A ZeroMQ endpoint as diocp uses it: tcp://host:port (port may be * when binding), ipc:// or inproc://. */
+const endpoint: Check = (v) =>
+  typeof v === 'string' && /^(tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d{1,5}|\*)|ipc:\/\/\S+|inproc:\/\/\S+)$/.test(v)
+    ? null
+    : `must be a ZeroMQ address like tcp://127.0.0.1:7002, got ${show(v)}`;
+
+/** A CURVE check from curve.ts turned into a Check (its own error names the nested key). */
+const curveCheck = (name: string, fn: (n: string, v: unknown) => unknown): Check => (v) => {
+  if (v === null) return null;
+  try {
+    fn(name, v);
+    return null;
+  } catch (err) {
+    return `is not valid: ${(err as Error).message}`;
+  }
+};
+
+const remoteChecks: Record<keyof RemoteDispatchConfig, Check> = {
+  bind: endpoint,
+  heartbeatMs: int(10, 3_600_000),
+  liveness: int(1, 1000),
+  maxRetries: int(0, 1000),
+  noWorkerWaitMs: int(0, 2 ** 31 - 1),
+  maxQueued: int(0, 100_000_000),
+  curve: curveCheck('dispatch.curve', checkServerCurve),
+};
+
+const workerChecks: Record<keyof WorkerConfig, Check> = {
+  connect: endpoint,
+  concurrency: int(1, 1_000_000),
+  threads: int(0, 1024),
+  name: (v) => (typeof v === 'string' && v.length > 0 && v.length <= 200 ? null : `must be a non-empty string of at most 200 characters, got ${show(v)}`),
+  curve: curveCheck('worker.curve', checkClientCurve),
 };
 
 export const configKeys = Object.keys(checks) as (keyof DiocpConfig)[];
@@ -147,10 +252,20 @@ export function resolveConfig(input: unknown, source = 'config'): ResolvedConfig
     const problem = check(value);
     if (problem !== null) throw diocpError('DIOCP_ERR_CONFIG_INVALID', key, `${problem} (in ${source})`);
     if (key === 'dispatch' && typeof value === 'object') {
-      // { mode, threads } is shorthand for dispatch + threads.
-      const o = value as { mode: DispatchChoice; threads?: number };
-      out.dispatch = o.mode;
-      if (o.threads !== undefined) out.threads = o.threads;
+      // { mode, threads } is shorthand for dispatch + threads; the remote keys go to `remote`.
+      const { mode, threads, ...remote } = value as { mode: DispatchChoice; threads?: number } & RemoteDispatchConfig;
+      out.dispatch = mode;
+      if (threads !== undefined) out.threads = threads;
+      const r: Record<string, unknown> = { ...remoteDefaults };
+      for (const [k, x] of Object.entries(remote)) if (x !== undefined) r[k] = x;
+      if (r.curve) r.curve = checkServerCurve('dispatch.curve', r.curve);
+      out.remote = r;
+      continue;
+    }
+    if (key === 'worker') {
+      const w = { ...(value as WorkerConfig) };
+      if (w.curve) w.curve = checkClientCurve('worker.curve', w.curve);
+      out.worker = w;
       continue;
     }
     out[key] = Array.isArray(value) ? [...value] : value;

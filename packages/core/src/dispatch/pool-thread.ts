@@ -28,7 +28,8 @@ interface Runtime {
 }
 let runtime: Runtime | null = null;
 
-async function build(init: PoolInit): Promise<Router> {
+/** Build a handler table from compiled modules and a setup module (a thread's, or a remote worker's). */
+export async function buildRouter(init: Pick<PoolInit, 'handlerModules' | 'setup' | 'defaultTimeoutMs'>): Promise<Router> {
   const container = rootContainer.createChildContainer();
   if (init.setup) await runSetup(init.setup, container);
   const modules = await Promise.all(init.handlerModules.map((m) => import(pathToFileURL(m).href) as Promise<Record<string, unknown>>));
@@ -37,7 +38,7 @@ async function build(init: PoolInit): Promise<Router> {
 
 function runtimeFor(batch: PoolBatch): Runtime {
   if (runtime === null || runtime.key !== batch.initKey) {
-    const r: Runtime = { key: batch.initKey, router: null, ready: build(batch.init), logger: pino({ name: 'diocp-thread', level: batch.init.logLevel }) };
+    const r: Runtime = { key: batch.initKey, router: null, ready: buildRouter(batch.init), logger: pino({ name: 'diocp-thread', level: batch.init.logLevel }) };
     r.ready.then((router) => (r.router = router), () => {});
     runtime = r;
   }
@@ -71,7 +72,7 @@ class RecordingSession extends Map<string, unknown> {
   }
 }
 
-function contexts(batch: PoolBatch, rt: Runtime, router: Router, effects: Effect[]) {
+function contexts(batch: RunnableBatch, logger: Logger, router: Router, effects: Effect[]) {
   const byConn = new Map<number, Context>();
   const max = batch.init.maxFrameSize;
   const gateway: GatewayApi = {
@@ -104,7 +105,7 @@ function contexts(batch: PoolBatch, rt: Runtime, router: Router, effects: Effect
         push: (command: number, payload?: unknown) => gateway.push(id, command, payload),
         gateway,
         get logger() {
-          return (log ??= rt.logger.child({ conn: id }));
+          return (log ??= logger.child({ conn: id }));
         },
       };
       byConn.set(id, ctx);
@@ -128,15 +129,23 @@ export const dispatchBatch = defineJob(compiledUrl(import.meta.url), 'diocp.disp
   const rt = runtimeFor(batch);
   // The first batch of a thread waits for its table; later ones run handlers synchronously
   // inside the job, where @diocp/jobs turns a handler's process.exit into an error.
-  if (rt.router === null) return rt.ready.then((router) => run(batch, rt, router));
-  return run(batch, rt, rt.router);
+  if (rt.router === null) return rt.ready.then((router) => runBatch(batch, router, rt.logger));
+  return runBatch(batch, rt.router, rt.logger);
 });
 
-function run(batch: PoolBatch, rt: Runtime, router: Router): PoolResult | Promise<PoolResult> {
+/** What runBatch needs of a batch: a PoolBatch without the thread set-up (remote workers build their own). */
+export type RunnableBatch = Pick<PoolBatch, 'status' | 'conn' | 'cmd' | 'payload' | 'offsets' | 'peers'> & { init: Pick<PoolInit, 'maxFrameSize' | 'debug'> };
+
+/**
+ * Run one batch of requests the way the inline dispatcher runs them, recording effects (push,
+ * broadcast, session changes) for the gateway to apply. Used by handler threads (local-pool)
+ * and by remote workers that run handlers on their main thread.
+ */
+export function runBatch(batch: RunnableBatch, router: Router, logger: Logger): PoolResult | Promise<PoolResult> {
   const n = batch.conn.length;
   const status = new Int32Array(batch.status);
   const effects: Effect[] = [];
-  const get = contexts(batch, rt, router, effects);
+  const get = contexts(batch, logger, router, effects);
   const outcomes: Outcome[] = new Array(n);
   let pending: Promise<void>[] | null = null;
   for (let i = 0; i < n; i++) {
