@@ -99,14 +99,19 @@ export interface DiocpConfig {
   debug?: boolean;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel?: string;
+  /**
+   * Remote-dispatch settings (used when `dispatch` is `remote`). `dispatch: { mode: 'remote',
+   * bind, ... }` is shorthand for `dispatch: 'remote'` plus these keys.
+   */
+  remote?: RemoteDispatchConfig;
   /** Settings of `diocp worker` (a logic process in remote mode); the server ignores them. */
   worker?: WorkerConfig;
 }
 
-export type ResolvedConfig = Required<Omit<DiocpConfig, 'handlers' | 'dispatch' | 'worker'>> & {
+export type ResolvedConfig = Required<Omit<DiocpConfig, 'handlers' | 'dispatch' | 'remote' | 'worker'>> & {
   handlers: (string | HandlerClass)[];
   dispatch: DispatchChoice;
-  /** Remote-dispatch settings, defaults filled in (used when dispatch is `remote`). */
+  /** Remote-dispatch settings, defaults filled in. */
   remote: ResolvedRemoteDispatch;
   worker: WorkerConfig;
 };
@@ -182,6 +187,17 @@ const checks: Record<keyof DiocpConfig, Check> = {
   shutdownTimeoutMs: int(0, 2 ** 31 - 1),
   debug: (v) => (typeof v === 'boolean' ? null : `must be true or false, got ${show(v)}`),
   logLevel: oneOf(LOG_LEVELS),
+  remote: (v) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object, got ${show(v)}`;
+    for (const [k, x] of Object.entries(v)) {
+      const check = Object.hasOwn(remoteChecks, k) ? remoteChecks[k as keyof typeof remoteChecks] : undefined;
+      if (check === undefined) return `has an unknown key "${k}" (known: ${Object.keys(remoteChecks).join(', ')})`;
+      if (x === undefined) continue;
+      const problem = check(x);
+      if (problem !== null) return `.${k} ${problem}`;
+    }
+    return null;
+  },
   worker: (v) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object, got ${show(v)}`;
     for (const [k, x] of Object.entries(v)) {
@@ -256,10 +272,11 @@ export function resolveConfig(input: unknown, source = 'config'): ResolvedConfig
       const { mode, threads, ...remote } = value as { mode: DispatchChoice; threads?: number } & RemoteDispatchConfig;
       out.dispatch = mode;
       if (threads !== undefined) out.threads = threads;
-      const r: Record<string, unknown> = { ...remoteDefaults };
-      for (const [k, x] of Object.entries(remote)) if (x !== undefined) r[k] = x;
-      if (r.curve) r.curve = checkServerCurve('dispatch.curve', r.curve);
-      out.remote = r;
+      if (mode === 'remote') mergeRemote(out, remote);
+      continue;
+    }
+    if (key === 'remote') {
+      mergeRemote(out, value as RemoteDispatchConfig);
       continue;
     }
     if (key === 'worker') {
@@ -279,6 +296,14 @@ export function resolveConfig(input: unknown, source = 'config'): ResolvedConfig
     );
   }
   return cfg;
+}
+
+/** Fill `out.remote` from defaults and `given` (keys given twice: the later one wins). */
+function mergeRemote(out: Record<string, unknown>, given: RemoteDispatchConfig): void {
+  const r: Record<string, unknown> = { ...(out.remote as ResolvedRemoteDispatch) };
+  for (const [k, x] of Object.entries(given)) if (x !== undefined) r[k] = x;
+  if (r.curve) r.curve = checkServerCurve('remote.curve', r.curve);
+  out.remote = r;
 }
 
 function show(v: unknown): string {

@@ -32,6 +32,16 @@ describe('resolveConfig: defaults', () => {
       shutdownTimeoutMs: 10_000,
       debug: false,
       logLevel: 'info',
+      remote: {
+        bind: 'tcp://127.0.0.1:7002',
+        heartbeatMs: 1000,
+        liveness: 3,
+        maxRetries: 2,
+        noWorkerWaitMs: 5000,
+        maxQueued: 100_000,
+        curve: null,
+      },
+      worker: {},
     });
   });
 
@@ -101,7 +111,9 @@ describe('resolveConfig: invalid values name the key', () => {
     host: ['', 42, null, true, ['127.0.0.1'], {}],
     port: [-1, 65536, 1.5, '7001', NaN, Infinity, null, true, 99999],
     transport: ['quantum', 'NET', '', 1, null],
-    dispatch: ['remote', 'worker', '', 0, null],
+    dispatch: ['remote-pool', 'worker', '', 0, null, { mode: 'remote', threads: 2 }, { mode: 'remote', bind: 'http://x' }, { mode: 'inline', bind: 'tcp://127.0.0.1:1' }],
+    remote: [null, 'tcp://127.0.0.1:7002', { bind: 'tcp://127.0.0.1' }, { bind: 'tcp://:7002' }, { heartbeatMs: 5 }, { liveness: 0 }, { maxRetries: -1 }, { noWorkerWaitMs: 1.5 }, { maxQueued: '1' }, { curve: { publicKey: 'x' } }, { port: 1 }],
+    worker: [null, 'tcp://x:1', { connect: 'localhost:7002' }, { concurrency: 0 }, { threads: 2000 }, { name: '' }, { curve: { serverKey: 'short' } }, { bogus: 1 }],
     handlers: ['./dist', [1], [null], [{}], {}, null, 5],
     maxFrameSize: [-1, 0x1_0000_0000, 1.25, '1024', null, NaN],
     maxConnections: [0, -5, 1_000_001, 2.5, '10', null],
@@ -265,5 +277,31 @@ describe('resolveConfig: dispatch as { mode, threads }', () => {
     expect(err.code).toBe('DIOCP_ERR_CONFIG_INVALID');
     expect(err.message).toContain('"dispatch"');
     expect(err.message).toMatch(message);
+  });
+});
+
+describe('resolveConfig: remote dispatch', () => {
+  it('dispatch: { mode: "remote", ... } sets the mode and the remote keys, defaults filling the rest', () => {
+    const cfg = resolveConfig({ dispatch: { mode: 'remote', bind: 'tcp://*:7100', heartbeatMs: 200, maxRetries: 0 } });
+    expect(cfg.dispatch).toBe('remote');
+    expect(cfg.remote).toEqual({ bind: 'tcp://*:7100', heartbeatMs: 200, liveness: 3, maxRetries: 0, noWorkerWaitMs: 5000, maxQueued: 100_000, curve: null });
+  });
+
+  it('the remote key works alone and the dispatch object overrides it', () => {
+    const cfg = resolveConfig({ remote: { liveness: 5, bind: 'ipc:///tmp/diocp.sock' }, dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*' } });
+    expect(cfg.remote.liveness).toBe(5);
+    expect(cfg.remote.bind).toBe('tcp://127.0.0.1:*');
+    expect(resolveConfig({ dispatch: 'remote' }).remote.bind).toBe('tcp://127.0.0.1:7002');
+  });
+
+  it('names the nested key that is wrong', () => {
+    expect(thrown(() => resolveConfig({ dispatch: { mode: 'remote', heartbeatMs: 1 } })).message).toMatch(/"dispatch".*\.heartbeatMs must be a whole number in 10\.\./);
+    expect(thrown(() => resolveConfig({ dispatch: { mode: 'remote', threads: 2 } })).message).toMatch(/unknown key "threads"/);
+    expect(thrown(() => resolveConfig({ worker: { concurency: 3 } })).message).toMatch(/"worker".*unknown key "concurency"/);
+  });
+
+  it('accepts a worker section', () => {
+    const w = { connect: 'tcp://10.0.0.5:7002', concurrency: 64, threads: 2, name: 'logic-1' };
+    expect(resolveConfig({ worker: w }).worker).toEqual(w);
   });
 });
