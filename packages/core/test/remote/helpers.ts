@@ -1,0 +1,174 @@
+// Remote-dispatch test helpers: real `diocp worker` processes (the compiled CLI) against a
+// gateway running in the test process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { RemoteDispatcher, type RemoteDispatchStats } from '../../src/dispatch/remote/dispatcher-remote.js';
+import { remoteDefaults, type RemoteDispatchConfig } from '../../src/config/options.js';
+import type { DiocpServer } from '../../src/index.js';
+import { assertBuilt, bin, distEntry, type LogLine } from '../cli/helpers.js';
+import { fixtureModules } from '../fixtures/server.js';
+
+export type { LogLine };
+
+/** A temp folder holding worker configs; removed by `cleanup()`. */
+export async function tempDir(prefix = 'diocp-remote-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  assertBuilt();
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** A worker config serving the compiled fixture handlers (the conformance suite's). */
+export async function fixtureWorkerConfig(dir: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const file = path.join(dir, `fixture-worker-${Math.random().toString(36).slice(2)}.json`);
+  await writeFile(file, JSON.stringify({ handlers: [fixtureModules.handlers], setup: fixtureModules.setup, logLevel: 'info', ...extra }));
+  return file;
+}
+
+/**
+ * Handlers for the failure tests, as a plain module over the compiled package: the gateway
+ * (in this process) and the workers load the same file.
+ *  0x01 echo · 0x31 sleep {ms} then echo, retry: false · 0x32 sleep {ms} then echo · 0x33 the worker's pid
+ */
+export const failureHandlers = (): string =>
+  [
+    `import { Command } from ${JSON.stringify(distEntry)};`,
+    'const sleep = (ms) => new Promise((r) => setTimeout(r, ms));',
+    'export class Echo { handle(p) { return p; } }',
+    'Command(0x01)(Echo);',
+    'export class SlowOnce { async handle(p) { await sleep(Number(p.toString().split(":")[0])); return p; } }',
+    'Command(0x31, { retry: false })(SlowOnce);',
+    'export class Slow { async handle(p) { await sleep(Number(p.toString().split(":")[0])); return p; } }',
+    'Command(0x32)(Slow);',
+    'export class Pid { handle() { return String(process.pid); } }',
+    'Command(0x33)(Pid);',
+    '',
+  ].join('\n');
+
+export async function failureWorkerConfig(dir: string, extra: Record<string, unknown> = {}): Promise<{ config: string; handlers: string }> {
+  const handlers = path.join(dir, 'failure-handlers.mjs');
+  await writeFile(handlers, failureHandlers());
+  const config = path.join(dir, `failure-worker-${Math.random().toString(36).slice(2)}.json`);
+  await writeFile(config, JSON.stringify({ handlers: [handlers], logLevel: 'info', ...extra }));
+  return { config, handlers };
+}
+
+/** A `diocp worker` child process with its stdout parsed as pino JSON lines. */
+export class WorkerProcess {
+  readonly child: ChildProcess;
+  readonly lines: LogLine[] = [];
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+    const clean = { ...process.env, ...env };
+    delete clean.LOG_LEVEL;
+    delete clean.NODE_OPTIONS;
+    this.child = spawn(process.execPath, [bin, 'worker', ...args], { cwd, env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
+    let partial = '';
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stdout!.on('data', (text: string) => {
+      this.stdout += text;
+      partial += text;
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        try {
+          this.lines.push(JSON.parse(line) as LogLine);
+        } catch {
+          // not a log line
+        }
+      }
+    });
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (t: string) => (this.stderr += t));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.running) this.child.kill(signal);
+    return this.exited;
+  }
+
+  describe(): string {
+    return `stdout:\n${this.stdout}\nstderr:\n${this.stderr}`;
+  }
+}
+
+/** Spawn `n` workers connecting to `endpoint` with `config`. */
+export function spawnWorkers(n: number, endpoint: string, config: string, cwd: string, args: string[] = []): WorkerProcess[] {
+  return Array.from({ length: n }, (_, i) => new WorkerProcess(['--connect', endpoint, '--config', config, '--name', `w${i}`, ...args], cwd));
+}
+
+/** Poll until `pred` holds (every 10 ms); throws with `what` after `timeoutMs`. */
+export async function until(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export function dispatchStats(server: DiocpServer): RemoteDispatchStats {
+  return server.stats().dispatch!;
+}
+
+/** Wait until the gateway counts `n` ready workers. */
+export function workersReady(server: DiocpServer, n: number, timeoutMs = 10_000): Promise<void> {
+  return until(() => dispatchStats(server).workers.filter((w) => w.state === 'ready').length === n, `${n} workers`, timeoutMs);
+}
+
+/**
+ * A RemoteDispatcher that brings its own worker processes: they start after the ROUTER is
+ * bound (they need its port) and the start resolves once all are ready; stop() ends them.
+ * Lets the shared conformance suite run remote mode unchanged.
+ */
+export class RemoteWithWorkers extends RemoteDispatcher {
+  procs: WorkerProcess[] = [];
+  constructor(
+    private readonly count: number,
+    private readonly config: string,
+    private readonly cwd: string,
+    options: RemoteDispatchConfig = {},
+  ) {
+    super({ ...remoteDefaults, bind: 'tcp://127.0.0.1:*', ...options });
+  }
+
+  override async start(host: Parameters<RemoteDispatcher['start']>[0]): Promise<void> {
+    await super.start(host);
+    this.procs = spawnWorkers(this.count, this.boundEndpoint, this.config, this.cwd);
+    await until(() => this.stats().workers.length === this.count || this.procs.some((w) => !w.running), 'the workers');
+    const dead = this.procs.find((w) => !w.running);
+    if (dead) throw new Error(`a worker exited at start\n${dead.describe()}`);
+  }
+
+  override async stop(): Promise<void> {
+    await super.stop();
+    await Promise.all(this.procs.map((w) => w.kill('SIGTERM')));
+  }
+}
+
+/** A pino logger whose lines are kept in `lines` (to check what the gateway logged). */
+export function capturingLogger(level = 'info') {
+  const lines: LogLine[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as LogLine);
+      cb();
+    },
+  });
+  return { logger: pino({ level }, stream), lines };
+}
