@@ -131,16 +131,18 @@ describe('diocp start: config errors', () => {
     expect(r.stderr).toContain('DIOCP_ERR_COMMAND_NONE');
   });
 
-  it('--transport native without the native package: non-zero with DIOCP_ERR_TRANSPORT_UNAVAILABLE', async () => {
+  it('--transport native when the native addon is unavailable: non-zero with DIOCP_ERR_TRANSPORT_UNAVAILABLE and the reason', async () => {
     const dir = await tempDir({
       'handlers/all.mjs': handlersModule(),
       'diocp.config.mjs': 'export default { handlers: ["./handlers"] };\n',
     });
-    const r = await runCli(['start', '--port', '0', '--host', '127.0.0.1', '--transport', 'native'], { cwd: dir });
+    // DIOCP_NATIVE_DISABLE=1 makes @diocp/native-iocp's loader refuse, as a failed build does.
+    const r = await runCli(['start', '--port', '0', '--host', '127.0.0.1', '--transport', 'native'], { cwd: dir, env: { DIOCP_NATIVE_DISABLE: '1' } });
     expect(r.code).not.toBe(0);
     expect(r.code).not.toBeNull();
     expect(r.stderr).toContain('DIOCP_ERR_TRANSPORT_UNAVAILABLE');
     expect(r.stderr).toContain('native');
+    expect(r.stderr).toContain('DIOCP_NATIVE_DISABLE=1 is set');
   });
 });
 

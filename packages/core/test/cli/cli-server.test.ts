@@ -1,12 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { useTempDirs, handlersModule, runCli, ServerProcess } from './helpers.js';
+import { testTransport } from '../fixtures/server.js';
 
 const tempDir = useTempDirs('diocp-cli-srv-');
 
 const servers: ServerProcess[] = [];
-function startServer(args: string[], cwd: string): ServerProcess {
-  const s = new ServerProcess(args, cwd);
+function startServer(args: string[], cwd: string, env?: NodeJS.ProcessEnv): ServerProcess {
+  const s = new ServerProcess(args, cwd, env);
   servers.push(s);
   return s;
 }
@@ -29,9 +30,9 @@ afterEach(async () => {
 describe('diocp start + diocp call', () => {
   it('starts on a free port, answers calls, reports unknown commands, and stops cleanly on SIGTERM', async () => {
     const dir = await project();
-    const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', 'net'], dir);
+    const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', testTransport], dir);
     const line = await server.listening();
-    expect(line.transport).toBe('net');
+    expect(line.transport).toBe(testTransport);
     expect(line.dispatch).toBe('inline');
     expect(line.host).toBe('127.0.0.1');
     expect(typeof line.port).toBe('number');
@@ -66,7 +67,7 @@ describe('diocp start + diocp call', () => {
 
   it('call: json codec, hex payloads, PING, and handler errors', async () => {
     const dir = await project();
-    const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', 'net'], dir);
+    const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', testTransport], dir);
     const port = String((await server.listening()).port);
 
     const sum = await runCli(['call', '--port', port, '--codec', 'json', '2', '{"a":2,"b":40}']);
@@ -91,13 +92,26 @@ describe('diocp start + diocp call', () => {
     expect(fail.stderr).toContain('handler blew up');
   });
 
-  it('--transport auto falls back to net when the native package is missing, and says so', async () => {
+  it('--transport auto uses the native transport when its addon loads', async () => {
     const dir = await project();
     const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', 'auto'], dir);
     const line = await server.listening();
+    expect(line.transport).toBe('native');
+    expect(server.lines.some((l) => /native transport not used/.test(l.msg))).toBe(false);
+    const r = await runCli(['call', '--port', String(line.port), '1', 'auto']);
+    expect(r.stdout).toBe('auto\n');
+  });
+
+  it('--transport auto falls back to net when the native addon is unavailable, and says why in one line', async () => {
+    const dir = await project();
+    // DIOCP_NATIVE_DISABLE=1 makes @diocp/native-iocp's loader refuse, as a failed build does.
+    const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', 'auto'], dir, { DIOCP_NATIVE_DISABLE: '1' });
+    const line = await server.listening();
     expect(line.transport).toBe('net');
     expect(line.dispatch).toBe('inline');
-    expect(server.lines.some((l) => /native transport not used/.test(l.msg))).toBe(true);
+    const why = server.lines.filter((l) => /native transport not used/.test(l.msg));
+    expect(why).toHaveLength(1);
+    expect(why[0]!.msg).toContain('DIOCP_NATIVE_DISABLE=1 is set');
     const r = await runCli(['call', '--port', String(line.port), '1', 'auto']);
     expect(r.stdout).toBe('auto\n');
   });
@@ -129,7 +143,7 @@ describe('diocp start + diocp call', () => {
 
   it('SIGINT also stops the server with exit 0', async () => {
     const dir = await project();
-    const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', 'net'], dir);
+    const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', testTransport], dir);
     await server.listening();
     server.child.kill('SIGINT');
     const exit = await server.exited;
@@ -139,9 +153,9 @@ describe('diocp start + diocp call', () => {
 
   it('a port already in use: start fails with a non-zero exit naming the port', async () => {
     const dir = await project();
-    const first = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', 'net'], dir);
+    const first = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', testTransport], dir);
     const port = String((await first.listening()).port);
-    const r = await runCli(['start', '--port', port, '--host', '127.0.0.1', '--transport', 'net'], { cwd: dir });
+    const r = await runCli(['start', '--port', port, '--host', '127.0.0.1', '--transport', testTransport], { cwd: dir });
     expect(r.code).not.toBe(0);
     expect(r.code).not.toBeNull();
     expect(r.stderr).toContain(port);
@@ -151,7 +165,7 @@ describe('diocp start + diocp call', () => {
 describe('diocp start --dispatch local-pool', () => {
   it('runs handlers on the number of threads asked for, answers calls, and stops on SIGTERM', async () => {
     const dir = await project();
-    const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', 'net', '--dispatch', 'local-pool', '--threads', '2'], dir);
+    const server = startServer(['--port', '0', '--host', '127.0.0.1', '--transport', testTransport, '--dispatch', 'local-pool', '--threads', '2'], dir);
     const line = await server.listening();
     expect(line.dispatch).toBe('local-pool');
     expect(line.threads).toBe(2);

@@ -25,12 +25,12 @@ export interface RunResult {
 }
 
 /** Run `diocp <args>` to completion (killed after `timeoutMs`). */
-export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runCli(args: string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [bin, ...args],
-      { cwd: opts.cwd ?? coreDir, timeout: opts.timeoutMs ?? 10_000, env: cleanEnv() },
+      { cwd: opts.cwd ?? coreDir, timeout: opts.timeoutMs ?? 10_000, env: { ...cleanEnv(), ...opts.env } },
       (err, stdout, stderr) => {
         const e = err as (NodeJS.ErrnoException & { code?: number | string; signal?: NodeJS.Signals }) | null;
         resolve({
@@ -89,8 +89,8 @@ export class ServerProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: (() => void)[] = [];
 
-  constructor(args: string[], cwd: string) {
-    this.child = spawn(process.execPath, [bin, 'start', ...args], { cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [bin, 'start', ...args], { cwd, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let partial = '';
     this.child.stdout!.setEncoding('utf8');
     this.child.stdout!.on('data', (text: string) => {
