@@ -154,7 +154,18 @@ export class RemoteDispatcher implements Dispatcher {
     // past its mark would drop a BATCH silently. Linger: let the goodbye DISCONNECTs out.
     const socket = new Router({ linger: 500, sendHighWaterMark: 0, ...(o.curve ? routerCurveOptions(o.curve) : {}) });
     try {
-      await socket.bind(o.bind);
+      // libzmq frees a closed socket's listener in its I/O thread, a little after close():
+      // a gateway restarted in the same process may find its old address still taken for
+      // a few milliseconds. Give that a second; a port held by someone else stays an error.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await socket.bind(o.bind);
+          break;
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'EADDRINUSE' || attempt >= 10) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
     } catch (err) {
       socket.close();
       await this.auth?.close();
@@ -543,7 +554,12 @@ export class RemoteDispatcher implements Dispatcher {
       await Promise.race([this.out.flushed(), new Promise((r) => setTimeout(r, 200))]);
       this.out.close();
     }
-    this.socket?.close();
+    if (this.socket) {
+      // Release the address before close() returns (close alone frees it a little later,
+      // and a gateway restarted in the same process would find it taken).
+      await this.socket.unbind(this.endpoint).catch(() => {});
+      this.socket.close();
+    }
     await this.loop;
     await this.auth?.close();
     this.auth = null;
