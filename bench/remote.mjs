@@ -26,6 +26,7 @@
 //   --repeat N          echo: N runs per mode, order alternated, median reported (default 3; --quick: 1)
 //   --kills N           failover trials (default 3; --quick: 1)
 //   --heartbeat-ms N    the gateway's dispatch.heartbeatMs (default: the config default)
+//   --liveness N        the gateway's dispatch.liveness (default: the config default)
 //   --part echo|failover  only that part (may be repeated)
 //   --workers N         worker processes in remote mode (default 2)
 // Output: markdown tables on stdout; JSON in bench/.build/remote.json. Exit 0 when it ran
@@ -34,6 +35,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -66,7 +68,7 @@ function fail(msg, code = 2) {
 }
 
 function parseOptions(argv) {
-  const o = { quick: false, repeat: null, kills: null, heartbeatMs: null, parts: [], workers: 2 };
+  const o = { quick: false, repeat: null, kills: null, heartbeatMs: null, liveness: null, parts: [], workers: 2 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => (i + 1 < argv.length ? argv[++i] : fail(`missing value for ${a}`));
@@ -80,6 +82,7 @@ function parseOptions(argv) {
     else if (a === '--repeat') o.repeat = int(1, 20);
     else if (a === '--kills') o.kills = int(1, 20);
     else if (a === '--heartbeat-ms') o.heartbeatMs = int(10, 60_000);
+    else if (a === '--liveness') o.liveness = int(1, 100);
     else if (a === '--workers') o.workers = int(2, 16);
     else if (a === '--part') {
       const p = val();
@@ -334,14 +337,14 @@ async function cpuDuring(procs, fromMs, toMs) {
 let core;
 
 /** The gateway: inline, or remote with `workers` worker processes registered. */
-async function startSetup(mode, { workers = 0, heartbeatMs = null } = {}) {
+async function startSetup(mode, { workers = 0, heartbeatMs = null, liveness = null } = {}) {
   const port = await freePort();
   const args = ['start', '--host', '127.0.0.1', '--port', String(port), '--transport', 'net', '--dispatch', mode];
   let bind = null;
   if (mode === 'remote') {
     bind = `tcp://127.0.0.1:${await freePort()}`;
     args.push('--bind', bind);
-    if (heartbeatMs !== null) args.push('--config', remoteConfigFile(heartbeatMs));
+    if (heartbeatMs !== null || liveness !== null) args.push('--config', remoteConfigFile(heartbeatMs, liveness));
   }
   // info on the gateway: the bench reads its "worker joined" lines; nothing is logged per request.
   const gateway = startDiocp(args, `gateway (${mode})`, mode === 'remote' ? 'info' : 'warn');
@@ -353,10 +356,13 @@ async function startSetup(mode, { workers = 0, heartbeatMs = null } = {}) {
   return setup;
 }
 
-// A config file for --heartbeat-ms: the template's handlers, remote dispatch with that interval.
-function remoteConfigFile(heartbeatMs) {
-  const file = path.join(buildDir, `remote-hb${heartbeatMs}.config.json`);
-  const config = { handlers: [path.join(templateDir, 'dist', 'handlers')], dispatch: { mode: 'remote', heartbeatMs } };
+// A config file for --heartbeat-ms / --liveness: the template's handlers, remote dispatch with them.
+function remoteConfigFile(heartbeatMs, liveness) {
+  const dispatch = { mode: 'remote' };
+  if (heartbeatMs !== null) dispatch.heartbeatMs = heartbeatMs;
+  if (liveness !== null) dispatch.liveness = liveness;
+  const file = path.join(buildDir, `remote-hb${heartbeatMs ?? 'default'}-l${liveness ?? 'default'}.config.json`);
+  const config = { handlers: [path.join(templateDir, 'dist', 'handlers')], dispatch };
   fs.mkdirSync(buildDir, { recursive: true });
   fs.writeFileSync(file, JSON.stringify(config, null, 2) + '\n');
   return file;
@@ -400,7 +406,7 @@ async function echoPart(o) {
   for (let rep = 0; rep < o.repeat; rep++) {
     const order = rep % 2 === 0 ? ['inline', 'remote'] : ['remote', 'inline'];
     for (const mode of order) {
-      const setup = await startSetup(mode, { workers: mode === 'remote' ? o.workers : 0, heartbeatMs: o.heartbeatMs });
+      const setup = await startSetup(mode, { workers: mode === 'remote' ? o.workers : 0, heartbeatMs: o.heartbeatMs, liveness: o.liveness });
       try {
         const procs = [['gateway', setup.gateway.child.pid], ...setup.workers.map((w, i) => [`worker${i + 1}`, w.child.pid])];
         const cpu = cpuDuring(procs, o.warmupMs + 100, o.warmupMs + o.durationMs - 100);
@@ -418,7 +424,10 @@ async function echoPart(o) {
   const median = (list) => [...list].sort((a, b) => a.rps - b.rps)[Math.floor((list.length - 1) / 2)];
   const inline = median(runs.inline);
   const remote = median(runs.remote);
-  return { runs, inline, remote, ratio: remote.rps / inline.rps, target: RATIO_TARGET };
+  // Each round ran both modes back to back: its ratio is the least disturbed by the machine's
+  // other load drifting over the run.
+  const roundRatios = runs.remote.map((r, i) => r.rps / runs.inline[i].rps);
+  return { runs, inline, remote, ratio: remote.rps / inline.rps, roundRatios, target: RATIO_TARGET };
 }
 
 // ---------------------------------------------------------------- failover part
@@ -475,8 +484,8 @@ function percentile(sorted, p) {
 
 async function failoverPart(o) {
   const heartbeatMs = o.heartbeatMs ?? core.configDefaults.remote?.heartbeatMs ?? 1000;
-  const liveness = core.configDefaults.remote?.liveness ?? 3;
-  const setup = await startSetup('remote', { workers: o.workers, heartbeatMs: o.heartbeatMs });
+  const liveness = o.liveness ?? core.configDefaults.remote?.liveness ?? 3;
+  const setup = await startSetup('remote', { workers: o.workers, heartbeatMs: o.heartbeatMs, liveness: o.liveness });
   const trials = [];
   try {
     for (let t = 0; t < o.kills; t++) {
@@ -590,7 +599,8 @@ async function main() {
   ensureLoadgen();
   const result = { date: new Date().toISOString(), quick: o.quick, node: process.version, payload: PAYLOAD, connections: CONNECTIONS, depth: DEPTH, workers: o.workers };
   let bad = false;
-  console.log(`bench/remote: echo ${PAYLOAD} B, ${CONNECTIONS} x ${DEPTH}, ${o.workers} workers, node:net transport, not pinned`);
+  result.loadAvgBefore = os.loadavg().map((x) => Number(x.toFixed(2)));
+  console.log(`bench/remote: echo ${PAYLOAD} B, ${CONNECTIONS} x ${DEPTH}, ${o.workers} workers, node:net transport, not pinned; load average ${result.loadAvgBefore.join(' ')}`);
   if (o.parts.includes('echo')) {
     const e = await echoPart(o);
     result.echo = e;
@@ -601,6 +611,7 @@ async function main() {
     result.failover = f;
     bad ||= f.trials.some((t) => t.probeFailures > 0 || t.caughtUnanswered > 0 || t.loadgen.errors > 0);
   }
+  result.loadAvgAfter = os.loadavg().map((x) => Number(x.toFixed(2)));
   fs.mkdirSync(buildDir, { recursive: true });
   fs.writeFileSync(path.join(buildDir, 'remote.json'), JSON.stringify(result, null, 2) + '\n');
   printTables(result);
@@ -619,6 +630,7 @@ function printTables(r) {
     console.log('|---|---:|---|---:|---:|---:|---|---:|');
     console.log(`| inline | ${inline.rps} | ${every(r.echo.runs.inline)} | ${us(inline.p50_us)} | ${us(inline.p99_us)} | ${inline.errors} | ${cpu(inline)} | 1.00 |`);
     console.log(`| remote, ${r.workers} worker processes | ${remote.rps} | ${every(r.echo.runs.remote)} | ${us(remote.p50_us)} | ${us(remote.p99_us)} | ${remote.errors} | ${cpu(remote)} | **${ratio.toFixed(2)}** (target ≥ ${RATIO_TARGET}: ${ratio >= RATIO_TARGET ? 'met' : 'MISSED'}) |`);
+    console.log(`\nRatio per round (both modes back to back): ${r.echo.roundRatios.map((x) => x.toFixed(2)).join(' / ')}`);
   }
   if (r.failover) {
     const f = r.failover;
