@@ -841,6 +841,7 @@ function buildEchoRows(all, opts) {
         gw: fmtPct(run?.cpu?.gateway),
         other: fmtPct(run?.cpu?.other),
         lg: fmtPct(run?.cpu?.loadgen),
+        rest: run?.cpu && run.cpu.machine !== null ? fmtPct(run.cpu.rest) : '—',
         ratio: ratioTo(base, 'baseline'),
         cratio: ratioTo(cref, 'cepoll'),
         target,
@@ -861,6 +862,7 @@ const ECHO_COLS = [
   ['gw', 'CPU % main thread', 1],
   ['other', 'CPU % other threads', 1],
   ['lg', 'CPU % loadgen', 1],
+  ['rest', 'CPU % rest of machine', 1],
   ['ratio', '÷ baseline', 1],
   ['cratio', '÷ C epoll', 1],
   ['target', 'target (native ÷ baseline)'],
@@ -1131,7 +1133,7 @@ async function main() {
           `÷ baseline = req/s ÷ the hand-written node:net echo's req/s; ÷ C epoll = req/s ÷ the C epoll echo's (hardware reference); ` +
           `target: native ÷ baseline ≥ ${NATIVE_TARGET_RATIO}×; ${pinning.why}`,
         `load generator: bench/loadgen.c (C, epoll, one thread); baseline: bench/baseline-echo.mjs (hand-written node:net echo); C epoll: bench/epoll-echo.c (one thread, one write per read)`,
-        `CPU %: 100 = one core, the server's main thread (JS event loop) and its other threads (the native I/O thread, libuv, V8 helpers), over the measured window`,
+        `CPU %: 100 = one core, over the measured window of the reported run: the server's main thread (JS event loop), its other threads (the native I/O thread, libuv, V8 helpers), loadgen, and the rest of the machine (other processes: well above 0 means the run was disturbed)`,
         ...opts.kinds.map((k) => commandOf('echo', k)).filter(Boolean).map((c) => `server: ${mdCommand(c)}`),
       ],
     });
