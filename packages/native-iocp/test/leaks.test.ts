@@ -6,6 +6,9 @@
  * with an echo "gateway") runs in a child process of its own, so that its descriptors are its
  * /proc/self/fd and its memory its /proc/self/status VmRSS, with nothing of vitest's or the
  * clients' in them; the clients run in another child process (a plain node:net script).
+ * The server process imports the built packages (@diocp/core and @diocp/native-iocp from
+ * dist/, as an application would): `npm test` builds first; after editing TypeScript, run
+ * `npm run build` before running this file alone.
  * The server process runs with glibc's malloc told to return freed memory to the system
  * (MALLOC_MMAP_THRESHOLD_=65536, MALLOC_TRIM_THRESHOLD_=131072, MALLOC_ARENA_MAX=2): with the
  * defaults, RSS swings by ±40 MiB between identical rounds (freed blocks kept in per-thread
