@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dealer, Router } from 'zeromq';
 import {
+  MAX_LOGGED_KEYS,
   ZAP_ENDPOINT,
   checkClientCurve,
   checkKey,
@@ -397,6 +398,97 @@ describe('ZAP authenticator with real sockets', () => {
     // Nothing stayed registered.
     const auth = await startAuthenticator({ allow: [generateKeyPair().publicKey], logger });
     auths.push(auth);
+  });
+});
+
+describe('ZAP requests answered directly (RFC 27 frames on the handler socket)', () => {
+  const auths: Authenticator[] = [];
+  let zap: Dealer | null = null;
+  afterEach(async () => {
+    zap?.close();
+    zap = null;
+    for (const a of auths.splice(0)) await a.close();
+  });
+
+  let seq = 0;
+  /** Send one ZAP request as libzmq would (REQ envelope: empty delimiter first); return the reply frames as text. */
+  async function ask(frames: (string | Buffer)[]): Promise<string[]> {
+    if (zap === null) {
+      zap = new Dealer({ linger: 0 });
+      zap.connect(ZAP_ENDPOINT);
+    }
+    await zap.send(['', ...frames]);
+    const reply = await zap.receive();
+    return reply.map((b) => b.toString());
+  }
+  const request = (domain: string, mechanism: string, ...credentials: (string | Buffer)[]) => {
+    const id = `req-${++seq}`;
+    return { id, frames: ['1.0', id, domain, '192.0.2.7', '', mechanism, ...credentials] };
+  };
+
+  it('answers 200 with the key as user id for an allowed key, 400 for others, with the request id echoed', async () => {
+    const { logger, lines } = captureLogger();
+    const w = generateKeyPair();
+    const auth = await startAuthenticator({ allow: [w.publicKey], logger });
+    auths.push(auth);
+    let r = request('diocp', 'CURVE', z85Decode(w.publicKey)!);
+    expect(await ask(r.frames)).toEqual(['', '1.0', r.id, '200', 'OK', w.publicKey, '']);
+    const other = generateKeyPair();
+    r = request('diocp', 'CURVE', z85Decode(other.publicKey)!);
+    const refused = await ask(r.frames);
+    expect(refused.slice(0, 4)).toEqual(['', '1.0', r.id, '400']);
+    expect([auth.accepted, auth.refused]).toEqual([1, 1]);
+    expect(lines.map((l) => l.address)).toEqual(['192.0.2.7']);
+  });
+
+  it('refuses other mechanisms and malformed credentials (logged once each), and unknown domains (not logged)', async () => {
+    const { logger, lines } = captureLogger();
+    const auth = await startAuthenticator({ allow: [generateKeyPair().publicKey], logger });
+    auths.push(auth);
+    expect((await ask(request('diocp', 'PLAIN', 'user', 'pass').frames))[3]).toBe('400');
+    expect((await ask(request('diocp', 'PLAIN', 'user', 'pass').frames))[3]).toBe('400');
+    expect((await ask(request('diocp', 'NULL').frames))[3]).toBe('400');
+    expect((await ask(request('diocp', 'CURVE', Buffer.alloc(31)).frames))[3]).toBe('400');
+    expect((await ask(request('diocp', 'CURVE').frames))[3]).toBe('400');
+    expect(auth.refused).toBe(5);
+    expect(lines.map((l) => l.msg)).toEqual([
+      expect.stringContaining('a PLAIN client (not CURVE) was refused'),
+      expect.stringContaining('a NULL client (not CURVE) was refused'),
+      expect.stringContaining('a CURVE client with malformed credentials'),
+    ]);
+    const n = lines.length;
+    expect((await ask(request('someone-else', 'CURVE', Buffer.alloc(32)).frames))[3]).toBe('400');
+    expect(lines).toHaveLength(n);
+    expect(auth.refused).toBe(5); // another domain's request is not this list's refusal
+  });
+
+  it('answers a malformed request 500 and keeps serving', async () => {
+    const { logger } = captureLogger();
+    const w = generateKeyPair();
+    const auth = await startAuthenticator({ allow: [w.publicKey], logger });
+    auths.push(auth);
+    expect(await ask(['2.0', 'id-x', 'diocp', 'a', '', 'CURVE', z85Decode(w.publicKey)!])).toEqual(['', '1.0', 'id-x', '500', 'malformed ZAP request', '', '']);
+    expect((await ask(['1.0', 'id-y', 'diocp']))[3]).toBe('500');
+    const r = request('diocp', 'CURVE', z85Decode(w.publicKey)!);
+    expect((await ask(r.frames))[3]).toBe('200');
+    expect([auth.accepted, auth.refused]).toEqual([1, 0]);
+  });
+
+  it(`logs at most ${MAX_LOGGED_KEYS} distinct refused keys, then one line saying further refusals are only counted`, async () => {
+    const { logger, lines } = captureLogger();
+    const auth = await startAuthenticator({ allow: [generateKeyPair().publicKey], logger });
+    auths.push(auth);
+    const total = MAX_LOGGED_KEYS + 20;
+    for (let i = 0; i < total; i++) {
+      const key = Buffer.alloc(32);
+      key.writeUInt32BE(i, 0);
+      expect((await ask(request('diocp', 'CURVE', key).frames))[3]).toBe('400');
+    }
+    expect(auth.refused).toBe(total);
+    expect(lines.filter((l) => l.publicKey !== undefined)).toHaveLength(MAX_LOGGED_KEYS);
+    const overflow = lines.filter((l) => String(l.msg).includes('further refusals are counted, not logged'));
+    expect(overflow).toHaveLength(1);
+    expect(lines).toHaveLength(MAX_LOGGED_KEYS + 1);
   });
 });
 

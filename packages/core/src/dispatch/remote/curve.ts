@@ -224,7 +224,7 @@ interface Registration {
 }
 
 /** Distinct refused keys remembered per authenticator; past this, refusals are counted only. */
-const MAX_LOGGED_KEYS = 1024;
+export const MAX_LOGGED_KEYS = 1024;
 
 /**
  * libzmq asks one ZAP handler per context, at a fixed inproc address; zeromq.js sockets all
@@ -337,9 +337,13 @@ function answer(frames: Buffer[]): (Buffer | string)[] {
   const mechanism = mechanismB!.toString();
   const reg = registrations.get(domain);
   if (!reg) return reply('400', `no diocp allow list for ZAP domain "${domain}"`);
-  if (mechanism !== 'CURVE' || credentials.length !== 1 || credentials[0]!.length !== 32) {
+  if (mechanism !== 'CURVE') {
     refuse(reg, `${mechanism} mechanism`, address, `a ${mechanism} client (not CURVE) was refused`);
     return reply('400', 'CURVE required');
+  }
+  if (credentials.length !== 1 || credentials[0]!.length !== 32) {
+    refuse(reg, 'malformed CURVE credentials', address, 'a CURVE client with malformed credentials (not one 32-byte key) was refused');
+    return reply('400', 'malformed CURVE credentials');
   }
   const key = z85Encode(credentials[0]!);
   if (reg.allow.has(key)) {
