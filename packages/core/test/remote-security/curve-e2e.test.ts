@@ -3,9 +3,12 @@
 // is refused and logged by the gateway, which keeps serving. Plus the exposed-bind warning and
 // a bad key in the config, as a user meets them.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateKeyPair } from '../../src/dispatch/remote/curve.js';
-import { connect } from '../../src/index.js';
+import { Dealer } from 'zeromq';
+import { dealerCurveOptions, generateKeyPair } from '../../src/dispatch/remote/curve.js';
+import { Command, connect, createServer } from '../../src/index.js';
 import { ServerProcess, bin, handlersModule, runCli, useTempDirs, type LogLine } from '../cli/helpers.js';
 
 const tempDir = useTempDirs('diocp-curve-e2e-');
@@ -186,5 +189,54 @@ describe('CURVE end to end (diocp start + diocp worker processes)', () => {
     expect(r.stderr).toContain('DIOCP_ERR_CONFIG_INVALID');
     expect(r.stderr).toContain('serverKey');
     expect(r.stderr).not.toContain(k.secretKey);
+  });
+});
+
+describe('CURVE in the gateway process: what reaches the dispatcher', () => {
+  it('a stranger\'s messages never reach it (refusedCurve counts, badMessages stays 0); an allowed peer\'s do', async () => {
+    class Echo {
+      handle(p: Buffer): Buffer {
+        return p;
+      }
+    }
+    Command(0x01)(Echo);
+    const gw = generateKeyPair();
+    const allowed = generateKeyPair();
+    const stranger = generateKeyPair();
+    const lines: LogLine[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(...String(c).trim().split('\n').map((l) => JSON.parse(l) as LogLine)), cb()) }));
+    const server = createServer({
+      host: '127.0.0.1',
+      port: 0,
+      handlers: [Echo],
+      dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*', curve: { ...gw, allow: [allowed.publicKey] } },
+      logger,
+    });
+    const addr = await server.listen();
+    const dealers: Dealer[] = [];
+    try {
+      const dealer = (own: typeof gw) => {
+        const d = new Dealer({ linger: 0, ...dealerCurveOptions({ serverKey: gw.publicKey, ...own }) });
+        dealers.push(d);
+        d.connect(addr.remote!);
+        return d;
+      };
+      // Not the worker protocol: garbage, so that reaching the dispatcher shows as badMessages.
+      await dealer(stranger).send(['not', 'a worker message']);
+      const deadline = Date.now() + 5000;
+      while ((server.stats().dispatch?.refusedCurve ?? 0) < 1 && Date.now() < deadline) await sleep(10);
+      expect(server.stats().dispatch?.refusedCurve).toBe(1);
+      await sleep(200);
+      expect(server.stats().dispatch?.badMessages).toBe(0);
+      expect(lines.some((l) => l.publicKey === stranger.publicKey)).toBe(true);
+
+      await dealer(allowed).send(['not', 'a worker message']);
+      while ((server.stats().dispatch?.badMessages ?? 0) < 1 && Date.now() < deadline + 5000) await sleep(10);
+      expect(server.stats().dispatch?.badMessages).toBe(1);
+      expect(server.stats().dispatch?.refusedCurve).toBe(1);
+    } finally {
+      for (const d of dealers) d.close();
+      await server.close();
+    }
   });
 });
