@@ -68,7 +68,7 @@ describe('remote dispatch error paths', () => {
     rogue.connect(endpoint);
     await rogue.send(['hello']);
     await rogue.send([header(0x05), Buffer.alloc(5), Buffer.alloc(0), Buffer.alloc(0)]); // RESULT index not a multiple of 12
-    await rogue.send([header(0x01), Buffer.from([0xc1])]); // READY whose body is not MessagePack
+    await rogue.send([header(0x01), Buffer.from([0x82, 0xa1])]); // READY whose body is cut short
     await rogue.send([header(0x01), pack({ capacity: 0 })]); // READY without credit
     await rogue.send([header(0x42)]); // unknown type
     await until(() => dispatchStats(server).badMessages === 5, 'five bad messages counted');
