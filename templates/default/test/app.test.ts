@@ -1,5 +1,7 @@
 // The example app, started the way users start it (its diocp.config.mjs, compiled handlers)
 // and driven over TCP with the client library.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,11 +9,14 @@ import { pino } from 'pino';
 import { connect, createServer, handlerFiles, loadConfigFile, loadHandlers, RemoteError, type Client, type DiocpServer } from '@diocp/core';
 
 const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const diocpBin = path.join(path.dirname(createRequire(import.meta.url).resolve('@diocp/core/package.json')), 'bin/diocp.js');
 
-// The app's config says local-pool; the same handler classes must also work inline.
-for (const dispatch of ['local-pool', 'inline'] as const)
+// The app's config says local-pool; the same handler classes must also work inline, and in
+// remote mode with a `diocp worker` started in this folder, as the README says.
+for (const dispatch of ['local-pool', 'inline', 'remote'] as const)
 describe(`example app (${dispatch} dispatch)`, () => {
   let server: DiocpServer;
+  let worker: ChildProcess | null = null;
   const clients: Client[] = [];
   const client = async () => {
     const c = await connect({ port: server.port });
@@ -26,18 +31,30 @@ describe(`example app (${dispatch} dispatch)`, () => {
     server = createServer({
       handlers,
       handlerModules: handlerFiles(entries, appDir),
-      dispatch,
+      dispatch: dispatch === 'remote' ? { mode: 'remote', bind: 'tcp://127.0.0.1:*' } : dispatch,
       threads: 2,
       host: '127.0.0.1',
       port: 0,
       transport: 'net',
       logger: pino({ level: 'silent' }),
     });
-    await server.listen();
+    const { remote } = await server.listen();
+    if (remote !== undefined) {
+      const env = { ...process.env };
+      delete env.NODE_OPTIONS;
+      worker = spawn(process.execPath, [diocpBin, 'worker', '--connect', remote, '--log-level', 'warn'], { cwd: appDir, env, stdio: 'inherit' });
+      for (let i = 0; i < 1000 && server.stats().dispatch!.workers.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(server.stats().dispatch!.workers).toHaveLength(1);
+    }
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.close()));
     await server?.close();
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((r) => worker!.once('exit', r));
+      worker.kill('SIGTERM');
+      await exited;
+    }
   });
 
   it('0x01 echoes raw bytes unchanged', async () => {
