@@ -9,8 +9,10 @@
 // poller-epoll.cc: plain C++, no N-API, so no node and no addon are involved) into
 // fuzz/.work/, then runs it: real sockets on 127.0.0.1, open / traffic / close cycles, RST
 // in flight, mid-frame and with answers queued, bad frames, server-side closes, 1 MiB
-// frames, 200 connections at once, idle timeout, send-queue bound, max connections, a
-// graceful shutdown and an abrupt teardown (see the driver's header). Exit status 0 = the
+// frames, 200 connections at once, idle timeout, send-queue bound, max connections, a slow
+// owner (full event ring, throttled connections), the smallest ring, running out of
+// descriptors (EMFILE, in a child process), a graceful shutdown and an abrupt teardown (see
+// the driver's header). Exit status 0 = the
 // driver's checks passed AND the sanitizer / valgrind reported no error and no leak.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -75,7 +77,13 @@ if (valgrind) {
     String(scale),
   ];
   console.log(`asan: valgrind ${vg.map((a) => (a.startsWith(pkg) ? path.relative(pkg, a) : a)).join(' ')}`);
-  r = spawnSync('valgrind', vg, { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', timeout: 900_000, maxBuffer: 64 * 1024 * 1024 });
+  r = spawnSync('valgrind', vg, {
+    stdio: ['ignore', 'inherit', 'pipe'],
+    encoding: 'utf8',
+    timeout: 900_000,
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, ENGINE_DRIVER_VALGRIND: '1' },
+  });
   if (r.error && r.error.code === 'ENOENT') {
     console.error('asan: valgrind is not installed');
     process.exit(2);
