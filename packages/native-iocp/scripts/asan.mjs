@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // The engine under AddressSanitizer (+ LeakSanitizer, UBSan), or under valgrind.
 //
-//   npm run test:asan -w packages/native-iocp            # ASan + LSan + UBSan build, run
-//   node packages/native-iocp/scripts/asan.mjs --valgrind  # plain -O1 -g build under valgrind
+//   npm run test:asan -w packages/native-iocp            # the engine driver under ASan + LSan +
+//                                                        # UBSan, then the addon under ASan
+//                                                        # (scripts/asan-addon.mjs)
+//   node packages/native-iocp/scripts/asan.mjs --engine-only  # the driver only
+//   node packages/native-iocp/scripts/asan.mjs --valgrind  # the driver, plain -O1 -g build, under valgrind
 //   node packages/native-iocp/scripts/asan.mjs --scale 3   # 3x the connections per scenario
 //
 // Builds fuzz/engine_driver.cc together with the engine's own sources (src/native/engine.cc,
@@ -26,6 +29,7 @@ const headers = fs.readdirSync(path.join(pkg, 'src', 'native')).filter((f) => f.
 
 const args = process.argv.slice(2);
 const valgrind = args.includes('--valgrind');
+const engineOnly = args.includes('--engine-only');
 const scaleAt = args.indexOf('--scale');
 const scale = scaleAt >= 0 ? Number(args[scaleAt + 1]) : 1;
 if (!Number.isInteger(scale) || scale < 1 || scale > 100) {
@@ -33,8 +37,8 @@ if (!Number.isInteger(scale) || scale < 1 || scale > 100) {
   process.exit(2);
 }
 for (const a of args) {
-  if (!['--valgrind', '--scale', String(scale)].includes(a)) {
-    console.error(`asan: unknown argument ${a} (usage: asan.mjs [--valgrind] [--scale N])`);
+  if (!['--valgrind', '--engine-only', '--scale', String(scale)].includes(a)) {
+    console.error(`asan: unknown argument ${a} (usage: asan.mjs [--valgrind] [--engine-only] [--scale N])`);
     process.exit(2);
   }
 }
@@ -110,9 +114,15 @@ if (valgrind) {
   r = spawnSync(bin, [String(scale)], { stdio: 'inherit', env, timeout: 600_000 });
 }
 const secs = ((Date.now() - t0) / 1000).toFixed(1);
+let failed = false;
 if (r.status === 0) {
-  console.log(`asan: ${valgrind ? 'valgrind' : 'ASan + LSan + UBSan'}: no errors, no leaks, every check passed (${secs} s)`);
+  console.log(`asan: engine driver under ${valgrind ? 'valgrind' : 'ASan + LSan + UBSan'}: no errors, no leaks, every check passed (${secs} s)`);
 } else {
-  console.error(`asan: FAILED under ${valgrind ? 'valgrind' : 'ASan + LSan + UBSan'} (exit ${r.status ?? r.signal}, ${secs} s)`);
-  process.exit(1);
+  console.error(`asan: engine driver FAILED under ${valgrind ? 'valgrind' : 'ASan + LSan + UBSan'} (exit ${r.status ?? r.signal}, ${secs} s)`);
+  failed = true;
 }
+if (!valgrind && !engineOnly) {
+  const a = spawnSync(process.execPath, [path.join(pkg, 'scripts', 'asan-addon.mjs')], { stdio: 'inherit', timeout: 900_000 });
+  if (a.status !== 0) failed = true;
+}
+if (failed) process.exit(1);
