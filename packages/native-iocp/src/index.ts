@@ -1,5 +1,5 @@
 import { NativeTransport } from './transport-native.js';
-import type { NativeTransportHooks, ProtocolErrorLike, TransportOptions } from './types.js';
+import type { NativeTransportHooks, NativeTransportOptions, ProtocolErrorLike } from './types.js';
 
 export { NativeTransport } from './transport-native.js';
 export { loadAddon, addonPath, buildFailedPath } from './loader.js';
@@ -12,6 +12,6 @@ export type { NativeAddon, NativeConstants, NativeServerOptions, NativeError, Ba
  * NativeTransportError (DIOCP_ERR_NATIVE_UNAVAILABLE, with `reason`) when the addon is not
  * built or does not load.
  */
-export function createTransport<E extends ProtocolErrorLike = ProtocolErrorLike>(options: TransportOptions, hooks?: NativeTransportHooks<E>): NativeTransport<E> {
+export function createTransport<E extends ProtocolErrorLike = ProtocolErrorLike>(options: NativeTransportOptions, hooks?: NativeTransportHooks<E>): NativeTransport<E> {
   return new NativeTransport<E>(options, hooks);
 }

@@ -79,6 +79,7 @@ export interface NativeConstants {
   CNT_WAKEUPS: number;
   CNT_SUBMITS: number;
   CNT_ACCEPT_ERRORS: number;
+  CNT_THROTTLED: number;
   COUNTER_COUNT: number;
   ARENA_BLOCK_SIZE: number;
   SEND_BLOCK_SIZE: number;

@@ -3,6 +3,7 @@
  * records in batches (one call per batch, many connections) and writes one op stream per tick
  * back (one submit per tick, many frames). See docs/transports.md.
  */
+import { Buffer } from 'node:buffer';
 import { loadAddon } from './loader.js';
 import { NativeTransportError } from './errors.js';
 import type { NativeAddon, NativeConstants, NativeServer } from './native.js';
@@ -10,9 +11,9 @@ import type {
   CloseReason,
   Frame,
   NativeTransportHooks,
+  NativeTransportOptions,
   ProtocolErrorLike,
   TransportEvents,
-  TransportOptions,
   TransportStats,
 } from './types.js';
 
@@ -23,6 +24,18 @@ const EMPTY = Buffer.alloc(0);
 const OUT_INITIAL = 64 * 1024;
 /** Past this, the op buffer is given back after a submit instead of kept for the next tick. */
 const OUT_KEEP = 4 * 1024 * 1024;
+
+// Record and op types, as plain constants for the hot paths (an object read per record costs
+// more); checked against the addon's own `constants` when a transport is created.
+const REC_BLOCK = 1;
+const REC_FRAME = 2;
+const REC_FRAME_OWNED = 3;
+const REC_OPEN = 4;
+const REC_PROTO_ERROR = 5;
+const REC_CLOSE = 6;
+const REC_DONE = 7;
+const OP_SEND = 1;
+const RECORD_WORDS = 8;
 
 /** Per-slot state on the JavaScript side. */
 const OPEN = 0;
@@ -70,11 +83,17 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
   private last: TransportStats | null = null;
 
   constructor(
-    private readonly options: TransportOptions,
+    private readonly options: NativeTransportOptions,
     private readonly hooks: NativeTransportHooks<E> = {},
   ) {
     this.addon = loadAddon();
     this.k = this.addon.constants;
+    const k = this.k;
+    const expected = [k.REC_BLOCK, k.REC_FRAME, k.REC_FRAME_OWNED, k.REC_OPEN, k.REC_PROTO_ERROR, k.REC_CLOSE, k.REC_DONE, k.OP_SEND, k.RECORD_WORDS];
+    const mine = [REC_BLOCK, REC_FRAME, REC_FRAME_OWNED, REC_OPEN, REC_PROTO_ERROR, REC_CLOSE, REC_DONE, OP_SEND, RECORD_WORDS];
+    if (expected.some((v, i) => v !== mine[i])) {
+      throw new NativeTransportError('DIOCP_ERR_NATIVE_UNAVAILABLE', 'the native transport is not available: the addon speaks another record format than this wrapper (rebuild it)');
+    }
   }
 
   listen(events: TransportEvents<E>): Promise<{ host: string; port: number }> {
@@ -83,7 +102,7 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
     const o = this.options;
     try {
       this.server = new this.addon.NativeServer(
-        { host: o.host, port: o.port, maxFrameSize: o.maxFrameSize, maxConnections: o.maxConnections, idleTimeoutMs: o.idleTimeoutMs, maxSendQueueBytes: o.maxSendQueueBytes },
+        { host: o.host, port: o.port, maxFrameSize: o.maxFrameSize, maxConnections: o.maxConnections, idleTimeoutMs: o.idleTimeoutMs, maxSendQueueBytes: o.maxSendQueueBytes, ringRecords: o.ringRecords },
         this.onBatch,
       );
     } catch (err) {
@@ -96,14 +115,13 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
     }
     this.records = this.server.records;
     this.counters = this.server.counters;
-    this.mask = this.records.length / this.k.RECORD_WORDS - 1;
+    this.mask = this.records.length / RECORD_WORDS - 1;
     return Promise.resolve({ host: o.host, port: this.server.port });
   }
 
   // ---- IO thread -> JavaScript ----
 
   private readonly onBatch = (tail: number, head: number, blocks: ArrayBuffer[] | undefined): void => {
-    const k = this.k;
     const rec = this.records;
     const mask = this.mask;
     const events = this.events!;
@@ -120,12 +138,12 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
       const w0 = rec[o]!;
       const type = w0 & 0xff;
       try {
-        if (type === k.REC_FRAME || type === k.REC_FRAME_OWNED) {
+        if (type === REC_FRAME || type === REC_FRAME_OWNED) {
           const slot = rec[o + 1]!;
           const gen = rec[o + 2]!;
           const len = rec[o + 6]!;
           let payload: Buffer;
-          if (type === k.REC_FRAME) {
+          if (type === REC_FRAME) {
             const start = rec[o + 5]!;
             payload = this.current.subarray(start, start + len);
           } else {
@@ -148,9 +166,9 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
           events.onFrames(groupId, g);
         }
         groupId = -1;
-        if (type === k.REC_BLOCK) {
+        if (type === REC_BLOCK) {
           this.current = Buffer.from(blocks![bi++]!);
-        } else if (type === k.REC_OPEN) {
+        } else if (type === REC_OPEN) {
           const slot = rec[o + 1]!;
           const gen = rec[o + 2]!;
           gens[slot] = gen;
@@ -159,28 +177,28 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
           const w3 = rec[o + 3]!;
           const address = w3 >>> 16 === 4 ? ipv4(rec[o + 4]!) : ipv6(rec, o + 4);
           events.onOpen(gen * SLOT_SPACE + slot, { address, port: w3 & 0xffff });
-        } else if (type === k.REC_CLOSE) {
+        } else if (type === REC_CLOSE) {
           const slot = rec[o + 1]!;
           const gen = rec[o + 2]!;
           if (gens[slot] === gen) {
             gens[slot] = 0;
             events.onClose(gen * SLOT_SPACE + slot, CLOSE_REASONS[rec[o + 3]!] ?? 'error');
           }
-        } else if (type === k.REC_PROTO_ERROR) {
+        } else if (type === REC_PROTO_ERROR) {
           const slot = rec[o + 1]!;
           const gen = rec[o + 2]!;
           if (gens[slot] === gen && state[slot] === OPEN) {
             state[slot] = FAILED;
             // The native layer sends the error frame and closes, after what is queued now:
             // answers to the good frames that preceded the bad one still go out first.
-            this.op(k.OP_PROTO_CLOSE, slot, gen);
+            this.op(this.k.OP_PROTO_CLOSE, slot, gen);
             const d = this.addon.describeError(rec[o + 3]!, rec[o + 5]!, rec[o + 6]!);
             const command = w0 >>> 16;
             const requestId = rec[o + 4]!;
             const err = this.hooks.protocolError?.(d.code, d.message, command, requestId) ?? (new NativeProtocolError(d.code, d.message, command, requestId) as unknown as E);
             events.onProtocolError(gen * SLOT_SPACE + slot, err);
           }
-        } else if (type === k.REC_DONE) {
+        } else if (type === REC_DONE) {
           const token = rec[o + 3]!;
           const resolve = this.waiting.get(token);
           this.waiting.delete(token);
@@ -277,7 +295,7 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
     const at = this.outLen;
     const w = at >>> 2;
     const words = this.outWords;
-    words[w] = 1; // OP_SEND
+    words[w] = OP_SEND;
     words[w + 1] = slot;
     words[w + 2] = gen;
     words[w + 3] = size;

@@ -43,6 +43,12 @@ export interface TransportOptions {
   maxSendQueueBytes: number;
 }
 
+/** createTransport's options: the contract's, plus what only the native layer has. */
+export interface NativeTransportOptions extends TransportOptions {
+  /** Capacity of the IO thread -> JavaScript event ring, in records (default 65536, at least 8192). */
+  ringRecords?: number;
+}
+
 export interface TransportStats {
   connections: number;
   accepted: number;

@@ -222,6 +222,7 @@ Napi::Object constants(Napi::Env env) {
   set("CNT_WAKEUPS", kCntWakeups);
   set("CNT_SUBMITS", kCntSubmits);
   set("CNT_ACCEPT_ERRORS", kCntAcceptErrors);
+  set("CNT_THROTTLED", kCntThrottled);
   set("COUNTER_COUNT", kCounterCount);
   set("ARENA_BLOCK_SIZE", kArenaBlockSize);
   set("SEND_BLOCK_SIZE", kSendBlockSize);

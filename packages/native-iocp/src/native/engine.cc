@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -168,7 +169,7 @@ void raiseNoFileLimit() {
 
 Engine::Engine(const EngineOptions& options, WakeFn wake, void* wakeArg)
     : opt_(options), wake_(wake), wakeArg_(wakeArg), inbox_(4096) {
-  uint32_t cap = 1024;
+  uint32_t cap = 8192;  // a read needs room for kReadSize / kHeaderSize records
   while (cap < opt_.ringRecords) cap <<= 1;
   ringMem_ = Block::create(static_cast<size_t>(cap) * sizeof(Record));
   memset(ringMem_->data, 0, ringMem_->size);
@@ -353,6 +354,9 @@ uint64_t Engine::nowMs() const {
 }
 
 void Engine::run() {
+#ifdef __linux__
+  pthread_setname_np(pthread_self(), "diocp-io");
+#endif
   PollEvent evs[256];
   while (!abort_.load(std::memory_order_relaxed) && !(stopLoop_ && overflow_.empty())) {
     uint64_t now = nowMs();
@@ -529,6 +533,7 @@ void Engine::onReadable(Connection* c, uint32_t bits) {
   if (!overflow_.empty() || !ringHasRoom(kReadSize / kHeaderSize + 8)) {
     // The owner is behind: leave the bytes in the socket (TCP pushes back) until it drains.
     c->throttled = true;
+    count(kCntThrottled);
     throttled_.push_back(c);
     ioWantsRoom_.store(true, std::memory_order_seq_cst);
     updateInterest(c);

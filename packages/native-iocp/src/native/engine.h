@@ -68,7 +68,7 @@ struct EngineOptions {
   uint32_t idleTimeoutMs = 0;
   uint64_t maxSendQueueBytes = 32 * 1024 * 1024;
   int backlog = 4096;
-  /** Capacity of the event ring in records (power of two). */
+  /** Capacity of the event ring in records (a power of two, at least 8192: two reads' worth). */
   uint32_t ringRecords = 1u << 16;
 };
 
@@ -117,6 +117,8 @@ enum CounterIndex : uint32_t {
   kCntWakeups,
   kCntSubmits,
   kCntAcceptErrors,
+  /** Reads put off because the owner had not drained the event ring. */
+  kCntThrottled,
   kCounterCount,
 };
 
