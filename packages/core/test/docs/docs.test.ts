@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { jobErrorDefs } from '@diocp/jobs';
+import { nativeErrorDefs } from '@diocp/native-iocp';
 import { configDefaults, configKeys, errorDefs, Status } from '../../src/index.js';
 
 // packages/core/test/docs → repo root
@@ -30,6 +31,8 @@ function rows(markdown: string): string[][] {
 const codes = Object.keys(errorDefs);
 /** @diocp/jobs codes: thrown in the application's process only, never sent on the wire. */
 const jobCodes = Object.keys(jobErrorDefs);
+/** @diocp/native-iocp codes: raised in the server's process, never sent on the wire. */
+const nativeCodes = Object.keys(nativeErrorDefs);
 const statuses = Object.entries(Status) as [string, number][];
 
 describe('docs/', () => {
@@ -78,6 +81,10 @@ describe('docs/errors.md', () => {
     expect(table.some((cells) => cells[0] === '`' + code + '`'), `no row starting with \`${code}\``).toBe(true);
   });
 
+  it.each(nativeCodes)('documents the @diocp/native-iocp code %s in a table row of its own', (code) => {
+    expect(table.some((cells) => cells[0] === '`' + code + '`' && (cells[2] ?? '').length > 10), `no described row for \`${code}\``).toBe(true);
+  });
+
   it('has a row with a description for every @diocp/jobs code, and none for a code jobErrorDefs lacks', () => {
     const documented = table.map((cells) => cells[0] ?? '').filter((c) => /^`DIOCP_ERR_JOBS_[A-Z0-9_]+`$/.test(c)).map((c) => c.slice(1, -1));
     expect(documented.filter((c) => !jobCodes.includes(c))).toEqual([]);
@@ -88,10 +95,10 @@ describe('docs/errors.md', () => {
   });
 
   it('names no DIOCP_ERR_* code that errorDefs / jobErrorDefs do not have (here, on other docs pages, in READMEs)', () => {
-    const known = [...codes, ...jobCodes];
+    const known = [...codes, ...jobCodes, ...nativeCodes];
     const pages = [
       ...readdirSync(docsDir).filter((f) => f.endsWith('.md')).map((f) => path.join(docsDir, f)),
-      ...['README.md', 'packages/core/README.md', 'packages/jobs/README.md', 'templates/default/README.md'].map((f) => path.join(repoRoot, f)),
+      ...['README.md', 'packages/core/README.md', 'packages/jobs/README.md', 'packages/native-iocp/README.md', 'templates/default/README.md'].map((f) => path.join(repoRoot, f)),
     ].filter((file) => existsSync(file));
     const stale: string[] = [];
     for (const page of pages) {
