@@ -228,16 +228,14 @@ export class RemoteDispatcher implements Dispatcher {
     // Least-loaded first; the requests of one connection go to one worker (one batch keeps
     // their order and shares their session snapshot, as in local-pool).
     ready.sort((a, b) => a.held.size / a.ready.capacity - b.held.size / b.ready.capacity);
-    const k = Math.min(ready.length, this.queue.length - this.head);
-    const room = ready.slice(0, k).map((w) => w.credit);
-    const buckets: Pending[][] = Array.from({ length: k }, () => []);
-    const skipped: Pending[] = [];
-    let totalRoom = room.reduce((a, b) => a + b, 0);
-    // Scan a bounded stretch of the queue: a busy connection whose worker is full must not
-    // make every flush walk the whole queue.
+    let totalRoom = 0;
+    for (const w of ready) totalRoom += w.credit;
+    // Take what the workers have room for, from a bounded stretch of the queue (a flush
+    // must not walk a long queue whose head waits for one busy worker).
+    const taken: Pending[] = [];
     const scanLimit = this.head + totalRoom * 4 + 64;
     const host = this.host!;
-    while (this.head < this.queue.length && totalRoom > 0 && this.head < scanLimit) {
+    while (this.head < this.queue.length && taken.length < totalRoom && this.head < scanLimit) {
       const p = this.queue[this.head]!;
       this.queue[this.head++] = undefined as unknown as Pending;
       if (p.req.done) continue; // answered already (it timed out while it waited)
@@ -245,18 +243,29 @@ export class RemoteDispatcher implements Dispatcher {
         this.unavailable(p.req, 'the connection closed before dispatch');
         continue;
       }
-      const j = p.req.connectionId % k;
-      if (room[j]! > 0) {
-        buckets[j]!.push(p);
-        room[j]!--;
-        totalRoom--;
-      } else skipped.push(p);
+      taken.push(p);
     }
-    this.compact(skipped);
+    if (taken.length === 0) return this.compact([]);
+    // By connection id into k groups; the largest group goes to the least-loaded worker.
+    const k = Math.min(ready.length, taken.length);
+    let groups: Pending[][];
+    if (k === 1) groups = [taken];
+    else {
+      groups = Array.from({ length: k }, () => []);
+      for (let i = 0; i < taken.length; i++) groups[taken[i]!.req.connectionId % k]!.push(taken[i]!);
+      groups.sort((a, b) => b.length - a.length);
+    }
+    const back: Pending[] = [];
     for (let j = 0; j < k; j++) {
-      const b = buckets[j]!;
-      for (let at = 0; at < b.length; at += MAX_BATCH) this.send(ready[j]!, at === 0 && b.length <= MAX_BATCH ? b : b.slice(at, at + MAX_BATCH));
+      const g = groups[j]!;
+      if (g.length === 0) break;
+      const w = ready[j]!;
+      const n = Math.min(g.length, w.credit);
+      // What does not fit waits (a connection's later requests stay behind its earlier ones).
+      for (let i = n; i < g.length; i++) back.push(g[i]!);
+      for (let at = 0; at < n; at += MAX_BATCH) this.send(w, at === 0 && n === g.length && n <= MAX_BATCH ? g : g.slice(at, Math.min(n, at + MAX_BATCH)));
     }
+    this.compact(back);
   };
 
   /** Put `front` back at the head of the queue; drop the consumed prefix when it is large. */

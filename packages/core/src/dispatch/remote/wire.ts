@@ -257,6 +257,17 @@ export interface ResultParts {
 export function encodeResult(rid: ArrayLike<number>, r: ResultParts): Buffer[] {
   const n = r.st.length;
   const index = Buffer.allocUnsafe(n * RESULT_ENTRY);
+  const effects = r.effects ? pack(r.effects) : Buffer.alloc(0);
+  if (r.errors === null) {
+    // All OK: the payloads are already back to back in answer order.
+    for (let i = 0; i < n; i++) {
+      const o = i * RESULT_ENTRY;
+      index.writeUInt32LE(rid[i]!, o);
+      index.writeUInt32LE(r.offsets[i + 1]! - r.offsets[i]!, o + 4);
+      index.writeUInt32LE(0, o + 8);
+    }
+    return [header(Msg.Result), index, Buffer.from(r.payload.subarray(r.offsets[0]!, r.offsets[n]!)), effects];
+  }
   const parts: Uint8Array[] = [];
   let total = 0;
   for (let i = 0; i < n; i++) {
@@ -278,7 +289,7 @@ export function encodeResult(rid: ArrayLike<number>, r: ResultParts): Buffer[] {
     payload.set(p, at);
     at += p.length;
   }
-  return [header(Msg.Result), index, payload, r.effects ? pack(r.effects) : Buffer.alloc(0)];
+  return [header(Msg.Result), index, payload, effects];
 }
 
 function decodeResult(index: Buffer, payload: Buffer, effectsFrame: Buffer): DecodedResult {
