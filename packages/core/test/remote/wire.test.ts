@@ -17,11 +17,11 @@ function docFrame(marker: string, frame: number): string {
 
 describe('worker protocol encoding', () => {
   it('encodes the BATCH and RESULT of docs/worker-protocol.md byte for byte', () => {
-    const batch = encodeBatch([{ rid: 0x2a, connectionId: 4194305, command: 1, payload: Buffer.from('hi') }], { 4194305: ['127.0.0.1', 51234, []] });
+    const batch = encodeBatch([{ rid: 0x2a, req: { connectionId: 4194305, command: 1, payload: Buffer.from('hi') } }], [[4194305, '127.0.0.1', 51234, []]]);
     expect(hex(batch[0]!)).toBe(docFrame('Connection id 4194305', 0));
     expect(hex(batch[1]!)).toBe(docFrame('Connection id 4194305', 1));
     expect(hex(batch[2]!)).toBe(docFrame('Connection id 4194305', 2));
-    expect(unpack(batch[3]!)).toEqual({ '4194305': ['127.0.0.1', 51234, []] });
+    expect(unpack(batch[3]!)).toEqual([[4194305, '127.0.0.1', 51234, []]]);
     const result = encodeResult([0x2a], { st: new Uint16Array([0]), payload: Buffer.from('hi'), offsets: new Uint32Array([0, 2]), errors: null, effects: null });
     expect(hex(result[0]!)).toBe(docFrame('its RESULT', 0));
     expect(hex(result[1]!)).toBe(docFrame('its RESULT', 1));
@@ -31,10 +31,10 @@ describe('worker protocol encoding', () => {
 
   it('decodes what it encodes: requests, answers, errors and effects', () => {
     const items = [
-      { rid: 1, connectionId: 2 ** 40 + 3, command: 0xffff, payload: Buffer.from('abc') },
-      { rid: 0xffff_ffff, connectionId: 7, command: 0x10, payload: Buffer.alloc(0) },
+      { rid: 1, req: { connectionId: 2 ** 40 + 3, command: 0xffff, payload: Buffer.from('abc') } },
+      { rid: 0xffff_ffff, req: { connectionId: 7, command: 0x10, payload: Buffer.alloc(0) } },
     ];
-    const b = decode(encodeBatch(items, { 7: ['::1', 1, [['user', { id: 1 }]]] }));
+    const b = decode(encodeBatch(items, [[7, '::1', 1, [['user', { id: 1 }]]], [2 ** 40 + 3, '10.0.0.1', 2, []]]));
     expect(b.type).toBe(Msg.Batch);
     if (b.type !== Msg.Batch) return;
     expect([...b.body.rid]).toEqual([1, 0xffff_ffff]);
@@ -43,6 +43,7 @@ describe('worker protocol encoding', () => {
     expect(Buffer.from(b.body.payload).toString()).toBe('abc');
     expect([...b.body.offsets]).toEqual([0, 3, 3]);
     expect(b.body.peers[7]).toEqual(['::1', 1, [['user', { id: 1 }]]]);
+    expect(b.body.peers[2 ** 40 + 3]).toEqual(['10.0.0.1', 2, []]);
 
     const r = decode(
       encodeResult([5, 6], {
@@ -77,6 +78,8 @@ describe('worker protocol encoding', () => {
     ['a READY that is not MessagePack', [h(1), Buffer.from([0x82, 0xa1])], /not MessagePack/],
     ['a BATCH index of 19 bytes', [h(4), Buffer.alloc(19), Buffer.alloc(0), Buffer.alloc(0)], /not a positive multiple of 20/],
     ['a BATCH whose lengths do not add up', [h(4), Buffer.alloc(20), Buffer.alloc(1), Buffer.alloc(0)], /add up to 0.*has 1 bytes/],
+    ['a BATCH whose peers are a map', [h(4), Buffer.alloc(20), Buffer.alloc(0), pack({ 1: ['a', 1, []] })], /peers frame must be a MessagePack array/],
+    ['a BATCH with a malformed peer', [h(4), Buffer.alloc(20), Buffer.alloc(0), pack([[1, 'a', 'port', []]])], /peer must be \[connectionId, address, port/],
     ['an empty RESULT', [h(5), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)], /not a positive multiple of 12/],
     ['a RESULT with bad effects', [h(5), Buffer.alloc(12), Buffer.alloc(0), pack([{ k: 'push', to: 'x' }])], /malformed effect "push"/],
     ['a RESULT with effects that are not a list', [h(5), Buffer.alloc(12), Buffer.alloc(0), pack({ k: 'clear' })], /must be a MessagePack array/],

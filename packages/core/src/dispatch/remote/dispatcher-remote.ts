@@ -17,9 +17,8 @@ import {
   Msg,
   WIRE_VERSION,
   WireError,
-  type BatchItem,
   type DecodedResult,
-  type Peers,
+  type Peer,
   type ReadyBody,
 } from './wire.js';
 
@@ -68,6 +67,9 @@ export interface RemoteDispatchStats {
   lateResults: number;
   /** Pushes from workers dropped because their connection had closed. */
   droppedPushes: number;
+  /** BATCH messages sent and RESULT messages received (requests per message = done / batches). */
+  batches: number;
+  results: number;
   /** Malformed messages received (logged once per peer, code DIOCP_ERR_REMOTE_BAD_MESSAGE). */
   badMessages: number;
   /** Peers refused for speaking another protocol version. */
@@ -87,7 +89,8 @@ interface Pending {
 }
 
 class WorkerState {
-  readonly held = new Map<number, Pending>();
+  /** Requests sent to it and not answered yet (they are in the dispatcher's `pending`). */
+  held = 0;
   done = 0;
   failed = 0;
   retries = 0;
@@ -99,7 +102,7 @@ class WorkerState {
     public lastSeen: number,
   ) {}
   get credit(): number {
-    return this.leaving ? 0 : this.ready.capacity - this.held.size;
+    return this.leaving ? 0 : this.ready.capacity - this.held;
   }
   get label(): string {
     return this.ready.name || this.id.toString('hex');
@@ -138,6 +141,8 @@ export class RemoteDispatcher implements Dispatcher {
     workersLeft: 0,
     lateResults: 0,
     droppedPushes: 0,
+    batches: 0,
+    results: 0,
     badMessages: 0,
     refusedVersion: 0,
   };
@@ -227,7 +232,7 @@ export class RemoteDispatcher implements Dispatcher {
     if (ready.length === 0) return; // the tick expires what waits too long
     // Least-loaded first; the requests of one connection go to one worker (one batch keeps
     // their order and shares their session snapshot, as in local-pool).
-    ready.sort((a, b) => a.held.size / a.ready.capacity - b.held.size / b.ready.capacity);
+    ready.sort((a, b) => a.held / a.ready.capacity - b.held / b.ready.capacity);
     let totalRoom = 0;
     for (const w of ready) totalRoom += w.credit;
     // Take what the workers have room for, from a bounded stretch of the queue (a flush
@@ -279,8 +284,8 @@ export class RemoteDispatcher implements Dispatcher {
 
   private send(w: WorkerState, batch: Pending[]): void {
     const host = this.host!;
-    const items: BatchItem[] = new Array(batch.length);
-    const peers: Peers = {};
+    const peers: Peer[] = [];
+    const seen = new Set<number>();
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
       const req = p.req;
@@ -289,24 +294,26 @@ export class RemoteDispatcher implements Dispatcher {
       p.rid = rid;
       p.worker = w;
       this.pending.set(rid, p);
-      w.held.set(rid, p);
+      w.held++;
       if (p.reposts > 0) w.retries++;
-      items[i] = { rid, connectionId: req.connectionId, command: req.command, payload: req.payload };
-      if (peers[req.connectionId] === undefined) {
-        const ctx = host.context(req.connectionId);
-        peers[req.connectionId] = ctx ? [ctx.remoteAddress, ctx.remotePort, ctx.session.size ? [...ctx.session] : []] : ['', 0, []];
+      const id = req.connectionId;
+      if (!seen.has(id)) {
+        seen.add(id);
+        const ctx = host.context(id);
+        peers.push(ctx ? [id, ctx.remoteAddress, ctx.remotePort, ctx.session.size ? [...ctx.session] : []] : [id, '', 0, []]);
       }
     }
     let frames: Buffer[];
     try {
-      frames = encodeBatch(items, peers);
+      frames = encodeBatch(batch, peers);
     } catch (err) {
       // A session value MessagePack cannot encode (a function, say): send the batch without
       // sessions rather than not at all, and say why.
       host.logger.warn({ err: (err as Error).message }, 'remote dispatch: a session could not be encoded for a worker; sending the batch without sessions');
-      for (const id of Object.keys(peers)) peers[Number(id)]![2] = [];
-      frames = encodeBatch(items, peers);
+      for (const peer of peers) peer[3] = [];
+      frames = encodeBatch(batch, peers);
     }
+    this.counts.batches++;
     this.out!.send([w.id, ...frames]);
   }
 
@@ -391,7 +398,7 @@ export class RemoteDispatcher implements Dispatcher {
   private onReady(id: Buffer, key: string, known: WorkerState | undefined, body: ReadyBody, now: number): void {
     const o = this.options;
     // A READY from a worker we know means it started over: what it held is lost.
-    if (known !== undefined) this.lose(known, 'it announced itself again (READY) and so forgot what it held', known.held.size === 0);
+    if (known !== undefined) this.lose(known, 'it announced itself again (READY) and so forgot what it held', known.held === 0);
     if (this.stopping) {
       this.out!.send([id, ...encodeSignal(Msg.Disconnect)]);
       return;
@@ -406,6 +413,7 @@ export class RemoteDispatcher implements Dispatcher {
 
   private onResult(w: WorkerState, r: DecodedResult): void {
     const host = this.host!;
+    this.counts.results++;
     // Effects first, in the order they happened: a push precedes the response it came with.
     if (r.effects) this.applyEffects(r.effects);
     const n = r.rid.length;
@@ -417,7 +425,7 @@ export class RemoteDispatcher implements Dispatcher {
         continue;
       }
       this.pending.delete(rid);
-      w.held.delete(rid);
+      w.held--;
       const st = r.status[i]!;
       if (st === 0) {
         w.done++;
@@ -427,7 +435,7 @@ export class RemoteDispatcher implements Dispatcher {
         host.complete(p.req, { status: st, error: errorBodyAt(r, i) });
       }
     }
-    if (w.leaving && w.held.size === 0) this.remove(w);
+    if (w.leaving && w.held === 0) this.remove(w);
     this.scheduleFlush();
   }
 
@@ -457,8 +465,8 @@ export class RemoteDispatcher implements Dispatcher {
     // way included), so nothing needs a retry. Our DISCONNECT answer comes once we hold
     // nothing of it: then it knows every answer arrived and may exit.
     w.leaving = true;
-    this.host!.logger.info({ worker: w.label, holding: w.held.size }, 'remote dispatch: worker leaving');
-    if (w.held.size === 0) this.remove(w);
+    this.host!.logger.info({ worker: w.label, holding: w.held }, 'remote dispatch: worker leaving');
+    if (w.held === 0) this.remove(w);
   }
 
   private remove(w: WorkerState): void {
@@ -474,13 +482,16 @@ export class RemoteDispatcher implements Dispatcher {
     if (this.workers.get(w.key) !== w) return;
     this.workers.delete(w.key);
     this.counts.workersLost++;
-    if (!quiet) this.host!.logger.warn({ worker: w.label, pid: w.ready.pid, holding: w.held.size, why }, `remote dispatch: worker lost (${why}); re-posting what it held`);
+    if (!quiet) this.host!.logger.warn({ worker: w.label, pid: w.ready.pid, holding: w.held, why }, `remote dispatch: worker lost (${why}); re-posting what it held`);
     const now = performance.now();
-    for (const p of w.held.values()) {
+    // Rare (a death), so a walk over everything pending beats a map per worker on every request.
+    const held: Pending[] = [];
+    for (const p of this.pending.values()) if (p.worker === w) held.push(p);
+    for (const p of held) {
       this.pending.delete(p.rid);
       this.repost(p, w, why, now);
     }
-    w.held.clear();
+    w.held = 0;
     this.scheduleFlush();
   }
 
@@ -583,7 +594,7 @@ export class RemoteDispatcher implements Dispatcher {
         pid: w.ready.pid,
         capacity: w.ready.capacity,
         threads: w.ready.threads,
-        inFlight: w.held.size,
+        inFlight: w.held,
         done: w.done,
         failed: w.failed,
         retries: w.retries,

@@ -52,6 +52,8 @@ export interface RefuseBody {
   message: string;
 }
 
+/** One connection of a BATCH on the wire: id, remote address, port, session entries. */
+export type Peer = [number, string, number, [string, unknown][]];
 /** Per connection id: remote address, port, session entries (the pool's PoolBatch.peers). */
 export type Peers = Record<number, [string, number, [string, unknown][]]>;
 
@@ -183,32 +185,34 @@ export function encodeSignal(type: Msg.Heartbeat | Msg.Disconnect | Msg.Reset): 
   return [header(type)];
 }
 
-/** One request of a BATCH, as the gateway holds it. */
+/** One request of a BATCH, as the gateway holds it: its request id and the client's request. */
 export interface BatchItem {
   rid: number;
-  connectionId: number;
-  command: number;
-  payload: Buffer;
+  req: { readonly connectionId: number; readonly command: number; readonly payload: Buffer };
 }
 
-/** BATCH: header, index (BATCH_ENTRY bytes per request), payloads back to back, peers (msgpack). */
-export function encodeBatch(items: readonly BatchItem[], peers: Peers): Buffer[] {
+/**
+ * BATCH: header, index (BATCH_ENTRY bytes per request), payloads back to back, peers (msgpack
+ * array of [connectionId, address, port, session entries]).
+ */
+export function encodeBatch(items: readonly BatchItem[], peers: readonly Peer[]): Buffer[] {
   const n = items.length;
   const index = Buffer.allocUnsafe(n * BATCH_ENTRY);
   let total = 0;
-  for (let i = 0; i < n; i++) total += items[i]!.payload.length;
+  for (let i = 0; i < n; i++) total += items[i]!.req.payload.length;
   const payload = Buffer.allocUnsafe(total);
   let at = 0;
   for (let i = 0; i < n; i++) {
     const it = items[i]!;
+    const req = it.req;
     const o = i * BATCH_ENTRY;
-    index.writeDoubleLE(it.connectionId, o);
+    index.writeDoubleLE(req.connectionId, o);
     index.writeUInt32LE(it.rid, o + 8);
-    index.writeUInt32LE(it.payload.length, o + 12);
-    index.writeUInt16LE(it.command, o + 16);
+    index.writeUInt32LE(req.payload.length, o + 12);
+    index.writeUInt16LE(req.command, o + 16);
     index.writeUInt16LE(0, o + 18);
-    it.payload.copy(payload, at);
-    at += it.payload.length;
+    payload.set(req.payload, at);
+    at += req.payload.length;
   }
   return [header(Msg.Batch), index, payload, pack(peers)];
 }
@@ -231,14 +235,21 @@ function decodeBatch(index: Buffer, payload: Buffer, peersFrame: Buffer): Decode
   }
   offsets[n] = at;
   if (at !== payload.length) throw new WireError(`BATCH payload lengths add up to ${at}, the payload frame has ${payload.length} bytes`);
-  let peers: unknown;
+  let list: unknown;
   try {
-    peers = peersFrame.length ? unpack(peersFrame) : {};
+    list = peersFrame.length ? unpack(peersFrame) : [];
   } catch (err) {
     throw new WireError(`BATCH peers frame is not MessagePack: ${(err as Error).message}`);
   }
-  if (peers === null || typeof peers !== 'object') throw new WireError('BATCH peers frame must be a MessagePack map');
-  return { rid, conn, cmd, payload, offsets, peers: peers as Peers };
+  if (!Array.isArray(list)) throw new WireError('BATCH peers frame must be a MessagePack array');
+  const peers: Peers = {};
+  for (const p of list as unknown[]) {
+    if (!Array.isArray(p) || typeof p[0] !== 'number' || typeof p[1] !== 'string' || typeof p[2] !== 'number' || !Array.isArray(p[3])) {
+      throw new WireError('a BATCH peer must be [connectionId, address, port, [[key, value], ...]]');
+    }
+    peers[p[0]] = [p[1], p[2], p[3] as [string, unknown][]];
+  }
+  return { rid, conn, cmd, payload, offsets, peers };
 }
 
 /** What a worker answers for a batch, in request order (the pool runner's PoolResult). */
