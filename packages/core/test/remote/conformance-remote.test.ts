@@ -15,3 +15,5 @@ afterAll(() => cleanup());
 
 dispatcherConformance('remote, 1 worker process', () => new RemoteWithWorkers(1, config, dir));
 dispatcherConformance('remote, 3 worker processes', () => new RemoteWithWorkers(3, config, dir));
+// A worker running its handlers on its own @diocp/jobs pool (the local-pool runner in threads).
+dispatcherConformance('remote, 1 worker process with 2 handler threads', () => new RemoteWithWorkers(1, config, dir, {}, ['--threads', '2']));

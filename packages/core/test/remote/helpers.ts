@@ -143,13 +143,14 @@ export class RemoteWithWorkers extends RemoteDispatcher {
     private readonly config: string,
     private readonly cwd: string,
     options: RemoteDispatchConfig = {},
+    private readonly args: string[] = [],
   ) {
     super({ ...remoteDefaults, bind: 'tcp://127.0.0.1:*', ...options });
   }
 
   override async start(host: Parameters<RemoteDispatcher['start']>[0]): Promise<void> {
     await super.start(host);
-    this.procs = spawnWorkers(this.count, this.boundEndpoint, this.config, this.cwd);
+    this.procs = spawnWorkers(this.count, this.boundEndpoint, this.config, this.cwd, this.args);
     await until(() => this.stats().workers.length === this.count || this.procs.some((w) => !w.running), 'the workers');
     const dead = this.procs.find((w) => !w.running);
     if (dead) throw new Error(`a worker exited at start\n${dead.describe()}`);
