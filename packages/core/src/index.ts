@@ -7,6 +7,7 @@ export { inject, injectable, singleton, container, type DependencyContainer } fr
 
 export { createServer, DiocpServer, type ServerOptions } from './server.js';
 export { defineConfig, resolveConfig, defaults as configDefaults, configKeys, type DiocpConfig, type ResolvedConfig } from './config/options.js';
+export { remoteDefaults, type RemoteDispatchConfig, type ResolvedRemoteDispatch, type WorkerConfig } from './config/options.js';
 export { loadConfigFile, loadHandlers, handlerFiles, runSetup } from './config/load.js';
 
 export type { Context, GatewayApi } from './gateway/context.js';
@@ -38,6 +39,8 @@ export { selectTransport } from './transport/select-transport.js';
 export type { Dispatcher, DispatcherHost, DispatchRequest, DispatchMode } from './dispatch/dispatcher.js';
 export type { Outcome, ErrorBody } from './dispatch/outcome.js';
 export { InlineDispatcher } from './dispatch/dispatcher-inline.js';
+export { RemoteDispatcher, type RemoteDispatchStats, type RemoteWorkerStats } from './dispatch/remote/dispatcher-remote.js';
+export { RemoteWorker, type RemoteWorkerOptions } from './dispatch/remote/worker.js';
 export { runHandler } from './dispatch/run-handler.js';
 export { Router } from './router/router.js';
 export type { Route } from './router/route.js';
