@@ -22,6 +22,13 @@ import {
   type ReadyBody,
 } from './wire.js';
 
+/**
+ * ZMQ_ROUTER_NOTIFY (libzmq draft API, built into zeromq.js 6): the ROUTER delivers an empty
+ * message from a peer's routing id when its connection opens and when it closes. A worker
+ * killed -9 is then known dead as soon as its TCP connection drops, not liveness heartbeats
+ * later. Value 3 = ZMQ_NOTIFY_CONNECT | ZMQ_NOTIFY_DISCONNECT.
+ */
+const ZMQ_ROUTER_NOTIFY = 97;
 /** Most requests in one BATCH message. */
 const MAX_BATCH = 1024;
 /** Distinct misbehaving peers whose first bad message is logged; past it they are counted only. */
@@ -158,6 +165,12 @@ export class RemoteDispatcher implements Dispatcher {
     // No send high-water mark: credit already bounds what waits for a worker, and a ROUTER
     // past its mark would drop a BATCH silently. Linger: let the goodbye DISCONNECTs out.
     const socket = new Router({ linger: 500, sendHighWaterMark: 0, ...(o.curve ? routerCurveOptions(o.curve) : {}) });
+    try {
+      (socket as unknown as { setInt32Option(option: number, value: number): void }).setInt32Option(ZMQ_ROUTER_NOTIFY, 3);
+    } catch (err) {
+      // A libzmq without the draft API: dead workers are found by heartbeats alone.
+      logger.debug({ err: (err as Error).message }, 'remote dispatch: no ZMQ_ROUTER_NOTIFY; worker deaths are found by heartbeats only');
+    }
     try {
       // libzmq frees a closed socket's listener in its I/O thread, a little after close():
       // a gateway restarted in the same process may find its old address still taken for
@@ -337,6 +350,15 @@ export class RemoteDispatcher implements Dispatcher {
     const id = msg[0]!;
     const key = id.toString('latin1');
     const w = this.workers.get(key);
+    if (msg.length === 2 && msg[1]!.length === 0) {
+      // ZMQ_ROUTER_NOTIFY: a peer's connection opened (not registered yet: nothing to do) or
+      // closed. A worker whose connection closed is gone: a reconnect gets a new routing id.
+      if (w !== undefined) {
+        if (w.leaving && w.held === 0) this.remove(w);
+        else this.lose(w, 'its connection closed');
+      }
+      return;
+    }
     let m;
     try {
       m = decode(msg.length > 1 ? msg.slice(1) : []);
