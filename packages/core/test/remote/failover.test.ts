@@ -2,7 +2,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, loadHandlers, RemoteError, Status, type Client, type DiocpServer, type HandlerClass } from '../../src/index.js';
 import { startServer } from '../fixtures/server.js';
-import { dispatchStats, failureWorkerConfig, spawnWorkers, tempDir, until, workersReady, type WorkerProcess } from './helpers.js';
+import type { Logger } from '../../src/logger.js';
+import { capturingLogger, dispatchStats, failureWorkerConfig, spawnWorkers, tempDir, until, workersReady, type WorkerProcess } from './helpers.js';
 
 async function outcome(p: Promise<Buffer>): Promise<{ status: number; message: string; body?: string }> {
   return p.then(
@@ -36,8 +37,8 @@ describe('remote dispatch: failover and lifecycle', () => {
   });
   afterAll(() => cleanup());
 
-  async function gateway(remote: Record<string, unknown> = {}): Promise<DiocpServer> {
-    const s = await startServer({ handlers: classes, dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*', heartbeatMs: 100, liveness: 3, ...remote } });
+  async function gateway(remote: Record<string, unknown> = {}, logger?: Logger): Promise<DiocpServer> {
+    const s = await startServer({ handlers: classes, ...(logger ? { logger } : {}), dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*', heartbeatMs: 100, liveness: 3, ...remote } });
     servers.push(s);
     return s;
   }
@@ -142,7 +143,9 @@ describe('remote dispatch: failover and lifecycle', () => {
   }, 20_000);
 
   it('kill -9 of a worker holding a retry: false request: UNAVAILABLE, not re-run; its retryable neighbour is re-posted', async () => {
-    const server = await gateway();
+    const { logger, lines } = capturingLogger('warn');
+    // Heartbeats too slow to matter: the closed connection is what tells the gateway.
+    const server = await gateway({ heartbeatMs: 5_000 }, logger);
     const ws = workers(2, dispatchStats(server).endpoint);
     await workersReady(server, 2);
     const c = await client(server);
@@ -164,6 +167,37 @@ describe('remote dispatch: failover and lifecycle', () => {
     expect(d.workers).toHaveLength(1);
     expect(d.workers[0]!.retries).toBe(1);
     expect(d.workers[0]!.done).toBe(1);
+    expect(lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('remote dispatch: worker lost'))?.why).toBe('its connection closed');
+  }, 20_000);
+
+  it('a frozen worker (SIGSTOP, connection still open) is found by missed heartbeats, and rejoins after SIGCONT', async () => {
+    const { logger, lines } = capturingLogger('warn');
+    const server = await gateway({ heartbeatMs: 100, liveness: 3 }, logger);
+    const ws = workers(2, dispatchStats(server).endpoint);
+    await workersReady(server, 2);
+    const c = await client(server);
+    const reply = outcome(c.request(0x32, '300:frozen', { timeoutMs: 10_000 }));
+    await until(() => dispatchStats(server).workers.some((w) => w.inFlight === 1), 'the request on a worker');
+    const frozen = ws.find((w) => w.pid === dispatchStats(server).workers.find((s) => s.inFlight === 1)!.pid)!;
+    frozen.child.kill('SIGSTOP');
+    try {
+      expect(await reply).toEqual({ status: 0, message: '', body: '300:frozen' });
+      // Found by the heartbeat rule (its TCP connection stayed open), not by a disconnect.
+      const lost = lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('remote dispatch: worker lost'));
+      expect(lost).toHaveLength(1);
+      expect(lost[0]!.why).toMatch(/no message for \d+ ms \(liveness 3 × heartbeatMs 100\)/);
+      const d = dispatchStats(server);
+      expect(d.workersLost).toBe(1);
+      expect(d.retried).toBe(1);
+      expect(d.workers.map((w) => w.pid)).not.toContain(frozen.pid);
+    } finally {
+      frozen.child.kill('SIGCONT');
+    }
+    // Thawed, it finds itself unknown (RESET, or its own liveness check) and announces itself again.
+    await until(() => dispatchStats(server).workers.some((w) => w.pid === frozen.pid), 'the thawed worker to rejoin');
+    expect(frozen.running).toBe(true);
+    const pids = new Set((await Promise.all(Array.from({ length: 40 }, () => c.request(0x33)))).map((b) => Number(b.toString())));
+    expect(pids.size).toBeGreaterThanOrEqual(1);
   }, 20_000);
 
   it('a request whose workers keep dying gets UNAVAILABLE after maxRetries re-posts', async () => {
