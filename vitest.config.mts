@@ -22,7 +22,7 @@ export default defineConfig({
       {
         extends: true,
         test: {
-          name: 'net',
+          name: 'main',
           include: ['packages/*/test/**/*.test.ts', 'templates/*/test/**/*.test.ts'],
         },
       },

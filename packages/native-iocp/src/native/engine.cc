@@ -18,17 +18,37 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 
 namespace diocp {
 
 // ---- memory ----
 
+namespace {
+/**
+ * Arena blocks that JavaScript has let go of (their ArrayBuffer was collected), kept for the
+ * next arena instead of a fresh mmap (whose pages the kernel must fault in and zero again).
+ * Process-wide: a block may outlive the engine that read into it. At most kArenaPoolMax.
+ */
+std::mutex arenaPoolLock;
+std::vector<uint8_t*> arenaPool;
+constexpr size_t kArenaPoolMax = 16;
+}  // namespace
+
 Block* Block::create(size_t size) {
   Block* b = new Block;
   b->refs.store(1, std::memory_order_relaxed);
   b->size = size;
-  b->data = static_cast<uint8_t*>(malloc(size > 0 ? size : 1));
+  b->data = nullptr;
+  if (size == kArenaBlockSize) {
+    std::lock_guard<std::mutex> g(arenaPoolLock);
+    if (!arenaPool.empty()) {
+      b->data = arenaPool.back();
+      arenaPool.pop_back();
+    }
+  }
+  if (b->data == nullptr) b->data = static_cast<uint8_t*>(malloc(size > 0 ? size : 1));
   if (b->data == nullptr) throw std::bad_alloc();
   return b;
 }
@@ -42,26 +62,45 @@ Block* Block::adopt(uint8_t* data, size_t size) {
 }
 
 void Block::unref() {
-  if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    free(data);
-    delete this;
+  if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (size == kArenaBlockSize) {
+    std::lock_guard<std::mutex> g(arenaPoolLock);
+    if (arenaPool.size() < kArenaPoolMax) {
+      arenaPool.push_back(data);
+      data = nullptr;
+    }
   }
+  free(data);
+  delete this;
 }
 
-/** A send block: bytes copied from one submit. Touched by the IO thread only once handed over. */
+/**
+ * A send block: bytes copied from one submit. Touched by the IO thread only once handed over.
+ * Full-size blocks go back to the owner thread through `pool` when their last byte is sent, so
+ * a busy connection does not make malloc hand out (and the kernel zero) fresh pages per tick.
+ */
 struct SendChunk {
   uint32_t refs;
   uint32_t size;
+  SpscRing<SendChunk*>* pool;
   uint8_t data[1];
-  static SendChunk* create(size_t size) {
-    auto* c = static_cast<SendChunk*>(malloc(offsetof(SendChunk, data) + size));
+  static SendChunk* create(size_t size, SpscRing<SendChunk*>* pool) {
+    SendChunk* c = nullptr;
+    if (size == kSendBlockSize && pool != nullptr && pool->tryPop(c)) {
+      c->refs = 0;
+      return c;
+    }
+    c = static_cast<SendChunk*>(malloc(offsetof(SendChunk, data) + size));
     if (c == nullptr) throw std::bad_alloc();
     c->refs = 0;
     c->size = static_cast<uint32_t>(size);
+    c->pool = size == kSendBlockSize ? pool : nullptr;
     return c;
   }
   void unref() {
-    if (--refs == 0) free(this);
+    if (--refs != 0) return;
+    if (pool != nullptr && pool->tryPush(this)) return;
+    free(this);
   }
 };
 
@@ -168,7 +207,7 @@ void raiseNoFileLimit() {
 // ---- owner thread ----
 
 Engine::Engine(const EngineOptions& options, WakeFn wake, void* wakeArg)
-    : opt_(options), wake_(wake), wakeArg_(wakeArg), inbox_(4096) {
+    : opt_(options), wake_(wake), wakeArg_(wakeArg), inbox_(4096), spentBatches_(64), chunkPool_(64) {
   uint32_t cap = 8192;  // a read needs room for kReadSize / kHeaderSize records
   while (cap < opt_.ringRecords) cap <<= 1;
   ringMem_ = Block::create(static_cast<size_t>(cap) * sizeof(Record));
@@ -258,7 +297,11 @@ int Engine::start(const char** syscall) {
 }
 
 void Engine::submit(const uint8_t* ops, size_t len) {
-  auto* b = new OutBatch;
+  OutBatch* b = nullptr;
+  if (!spentBatches_.tryPop(b)) b = new OutBatch;  // a recycled one keeps its vectors' capacity
+  // Echo-sized frames are ~100 bytes with their op header: reserve so the vectors do not regrow.
+  b->ops.reserve(len / 64 + 4);
+  b->segs.reserve(len / 64 + 4);
   SendChunk* cur = nullptr;
   size_t curUsed = 0;
   size_t pos = 0;
@@ -276,7 +319,7 @@ void Engine::submit(const uint8_t* ops, size_t len) {
         if (cur == nullptr || cur->size == curUsed) {
           // Small submits get a block of their size; big payloads are cut into send blocks.
           size_t size = std::min(kSendBlockSize, std::max<size_t>(len - (src - ops), 256));
-          cur = SendChunk::create(size);
+          cur = SendChunk::create(size, &chunkPool_);
           curUsed = 0;
         }
         uint32_t take = std::min<uint32_t>(left, cur->size - curUsed);
@@ -339,6 +382,9 @@ Engine::~Engine() {
     delete b;
   }
   for (Connection* c : graveyard_) delete c;
+  while (spentBatches_.tryPop(b)) delete b;
+  SendChunk* chunk;
+  while (chunkPool_.tryPop(chunk)) free(chunk);
   if (arena_ != nullptr) arena_->unref();
   dropUnread();
   ringMem_->unref();
@@ -731,7 +777,9 @@ void Engine::drainOps() {
   OutBatch* b;
   while (inbox_.tryPop(b)) {
     applyBatch(b);
-    delete b;
+    b->ops.clear();
+    b->segs.clear();
+    if (!spentBatches_.tryPush(b)) delete b;
   }
 }
 
@@ -771,7 +819,7 @@ void Engine::applyBatch(OutBatch* b) {
         if (c == nullptr || !c->protoFailed || c->closing) break;
         // The error frame the gateway would send, byte for byte (status 1, then close).
         std::string body = std::string("{\"code\":1,\"message\":\"") + c->perr.describe() + "\",\"error\":\"" + c->perr.code() + "\"}";
-        SendChunk* chunk = SendChunk::create(kHeaderSize + body.size());
+        SendChunk* chunk = SendChunk::create(kHeaderSize + body.size(), nullptr);
         writeHeader(chunk->data, kFlagResponse | kFlagError, c->perr.command, 1, c->perr.requestId, static_cast<uint32_t>(body.size()));
         memcpy(chunk->data + kHeaderSize, body.data(), body.size());
         chunk->refs = 1;

@@ -257,6 +257,9 @@ class Engine {
 
   // Owner -> IO.
   SpscRing<OutBatch*> inbox_;
+  // IO -> owner: spent batches and emptied full-size send blocks, reused by submit().
+  SpscRing<OutBatch*> spentBatches_;
+  SpscRing<SendChunk*> chunkPool_;
   std::atomic<bool> ioWake_{false};
 
   Block* counterMem_;
