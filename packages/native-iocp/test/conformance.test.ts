@@ -7,4 +7,4 @@ import type { Transport } from '../../core/src/index.js';
 import { transportConformance } from '../../core/test/transport/conformance.js';
 import { createTransport } from '../src/index.js';
 
-transportConformance('native', (options) => createTransport(options, nativeHooks) as unknown as Transport);
+transportConformance('native', (options) => createTransport(options, nativeHooks) satisfies Transport);

@@ -55,12 +55,14 @@ describe('native.ts matches the addon', () => {
 
   it('a NativeServer built with bad arguments throws a coded native error', () => {
     const NativeServer = addon.NativeServer as new (...args: unknown[]) => unknown;
-    let thrown: { code?: string; errno?: number; syscall?: string } | null = null;
-    try {
-      new NativeServer('not options', 42);
-    } catch (err) {
-      thrown = err as typeof thrown;
-    }
+    const thrown = (() => {
+      try {
+        new NativeServer('not options', 42);
+      } catch (err) {
+        return err as { code?: string; errno?: number; syscall?: string };
+      }
+      return null;
+    })();
     expect(thrown?.code).toBe('DIOCP_ERR_NATIVE_ARGUMENT');
     expect(thrown?.errno).toBe(0);
     expect(thrown?.syscall).toBe('');

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { nativeHooks } from '../../core/src/transport/select-transport.js';
 import { encodeFrame, Flags } from '../../core/src/index.js';
 import { errorBody, eventually, RawPeer } from '../../core/test/fixtures/wire.js';
-import { createTransport, NativeTransport, NativeTransportError, type Frame, type ProtocolErrorLike, type TransportEvents, type TransportOptions } from '../src/index.js';
+import { createTransport, NativeTransport, NativeTransportError, type Frame, type NativeTransportOptions, type ProtocolErrorLike, type TransportEvents, type TransportOptions } from '../src/index.js';
 
 const base: TransportOptions = {
   host: '127.0.0.1',
@@ -49,7 +49,7 @@ class Rec implements TransportEvents {
 let transports: NativeTransport[] = [];
 const peers: RawPeer[] = [];
 
-async function start(options: Partial<TransportOptions> = {}) {
+async function start(options: Partial<NativeTransportOptions> = {}) {
   const t = createTransport({ ...base, ...options });
   transports.push(t);
   const rec = new Rec(() => t);
