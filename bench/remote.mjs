@@ -12,9 +12,10 @@
 //             flight and records each one's send and answer time. After a steady window,
 //             one worker is killed with SIGKILL; the gateway's "worker lost" log line says
 //             when it noticed. Definitions (also in docs/benchmarks.md):
-//               caught         probe requests still unanswered when the gateway declared the
-//                              worker lost, though sent longer ago than the slowest request of
-//                              the steady window took (so: held by the dead worker)
+//               caught         probe requests outstanding at the moment the gateway declared
+//                              the worker lost (sent before, answered after): every request
+//                              the dead worker held is among them, plus requests of the
+//                              surviving worker that happened to be in flight then
 //               added latency  a caught request's latency minus the steady-window probe p50
 //               failover pause p99 of the added latency over the caught requests
 //                              (target <= 3 x heartbeatMs)
@@ -29,6 +30,8 @@
 //   --liveness N        the gateway's dispatch.liveness (default: the config default)
 //   --part echo|failover  only that part (may be repeated)
 //   --workers N         worker processes in remote mode (default 2)
+//   --freeze            failover: SIGSTOP the worker instead of kill -9 (its connection stays
+//                       open, so only missed heartbeats reveal it; it is killed afterwards)
 // Output: markdown tables on stdout; JSON in bench/.build/remote.json. Exit 0 when it ran
 // (targets missed are reported, not an error); 1 when a run failed (errors, lost requests).
 // Env: CC (C compiler for loadgen), BENCH_DURATION_MS / BENCH_WARMUP_MS (echo part).
@@ -68,7 +71,7 @@ function fail(msg, code = 2) {
 }
 
 function parseOptions(argv) {
-  const o = { quick: false, repeat: null, kills: null, heartbeatMs: null, liveness: null, parts: [], workers: 2 };
+  const o = { quick: false, repeat: null, kills: null, heartbeatMs: null, liveness: null, parts: [], workers: 2, freeze: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => (i + 1 < argv.length ? argv[++i] : fail(`missing value for ${a}`));
@@ -84,6 +87,7 @@ function parseOptions(argv) {
     else if (a === '--heartbeat-ms') o.heartbeatMs = int(10, 60_000);
     else if (a === '--liveness') o.liveness = int(1, 100);
     else if (a === '--workers') o.workers = int(2, 16);
+    else if (a === '--freeze') o.freeze = true;
     else if (a === '--part') {
       const p = val();
       if (p !== 'echo' && p !== 'failover') fail(`unknown part ${p} (echo, failover)`);
@@ -501,15 +505,19 @@ async function failoverPart(o) {
       const victimName = workerName(victim);
       const tKill = performance.now();
       const killEpoch = Date.now();
-      victim.child.kill('SIGKILL');
-      await victim.exited;
-      live.delete(victim);
+      victim.child.kill(o.freeze ? 'SIGSTOP' : 'SIGKILL');
+      if (!o.freeze) await victim.exited;
       // The gateway's "worker lost" line (pino time: epoch ms) says when it noticed.
       const lostLine = await waitForLine(
         setup.gateway,
         (l) => l.worker === victimName && /worker lost/.test(String(l.msg)),
         FAILOVER_LOADGEN_TIMEOUT_MS,
       );
+      if (o.freeze) {
+        victim.child.kill('SIGKILL');
+        await victim.exited;
+      }
+      live.delete(victim);
       const tLost = tKill + (lostLine.time - killEpoch);
       // Every probe request still open then must be answered before the probe stops.
       const open = () => {
@@ -529,13 +537,14 @@ async function failoverPart(o) {
       steady.sort((a, b) => a - b);
       const p50 = percentile(steady, 50);
       const steadyMax = steady.length ? steady[steady.length - 1] : 0;
-      // Caught: still unanswered when the gateway declared the worker lost, though sent longer
-      // ago than the slowest steady-window request took. (A request on the surviving worker
-      // that merely straddles that moment was sent less than steadyMax before it.)
+      // Caught: outstanding when the gateway declared the worker lost. The dead worker's
+      // requests cannot be answered before that (they are re-posted then), so all of them are
+      // here; so are the surviving worker's requests in flight at that moment, which only
+      // lower the percentiles. (tLost has 1 ms resolution: pino's time.)
       const caughtIdx = [];
       let unanswered = 0;
       for (let i = 0; i < probe.sent.length; i++) {
-        if (probe.sent[i] < tLost - steadyMax && !(probe.answered[i] <= tLost)) {
+        if (probe.sent[i] <= tLost && !(probe.answered[i] < tLost)) {
           if (Number.isNaN(probe.answered[i])) unanswered++;
           else caughtIdx.push(i);
         }
@@ -583,7 +592,7 @@ async function failoverPart(o) {
   const all = [];
   for (const t of trials) all.push(t.addedP99Ms);
   const worstP99 = Math.max(...all);
-  return { heartbeatMs, liveness, targetMs: PAUSE_TARGET_HEARTBEATS * heartbeatMs, trials, worstP99Ms: worstP99 };
+  return { how: o.freeze ? 'SIGSTOP' : 'SIGKILL', heartbeatMs, liveness, targetMs: PAUSE_TARGET_HEARTBEATS * heartbeatMs, trials, worstP99Ms: worstP99 };
 }
 
 const fmtMs = (ms) => (Number.isFinite(ms) ? `${ms.toFixed(ms < 10 ? 2 : 0)} ms` : 'n/a');
@@ -634,8 +643,8 @@ function printTables(r) {
   }
   if (r.failover) {
     const f = r.failover;
-    console.log(`\n### Failover pause: kill -9 of one of ${r.workers} workers under ${CONNECTIONS} x ${DEPTH} echo load (heartbeatMs ${f.heartbeatMs}, liveness ${f.liveness})\n`);
-    console.log('Caught = probe requests still unanswered when the gateway declared the worker lost, sent longer ago than the slowest steady-state request took; added latency = latency − steady-state probe p50.\n');
+    console.log(`\n### Failover pause: ${f.how === 'SIGSTOP' ? 'SIGSTOP (frozen, connection open)' : 'kill -9'} of one of ${r.workers} workers under ${CONNECTIONS} x ${DEPTH} echo load (heartbeatMs ${f.heartbeatMs}, liveness ${f.liveness})\n`);
+    console.log('Caught = probe requests outstanding when the gateway declared the worker lost (all the dead worker held, plus what the other had in flight then); added latency = latency − steady-state probe p50.\n');
     console.log('| trial | detected after | held by the dead worker (all clients) | caught (probe) | steady p50 | added p50 | added p99 | added max | failed / lost | loadgen errors |');
     console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const t of f.trials) {
