@@ -31,9 +31,11 @@ namespace {
  * next arena instead of a fresh mmap (whose pages the kernel must fault in and zero again).
  * Process-wide: a block may outlive the engine that read into it. At most kArenaPoolMax.
  */
-std::mutex arenaPoolLock;
-std::vector<uint8_t*> arenaPool;
 constexpr size_t kArenaPoolMax = 16;
+// Plain arrays, never destructed: pooled blocks stay reachable (LeakSanitizer sees them) until exit.
+std::mutex arenaPoolLock;
+uint8_t* arenaPool[kArenaPoolMax];
+size_t arenaPoolSize = 0;
 }  // namespace
 
 Block* Block::create(size_t size) {
@@ -43,10 +45,7 @@ Block* Block::create(size_t size) {
   b->data = nullptr;
   if (size == kArenaBlockSize) {
     std::lock_guard<std::mutex> g(arenaPoolLock);
-    if (!arenaPool.empty()) {
-      b->data = arenaPool.back();
-      arenaPool.pop_back();
-    }
+    if (arenaPoolSize > 0) b->data = arenaPool[--arenaPoolSize];
   }
   if (b->data == nullptr) b->data = static_cast<uint8_t*>(malloc(size > 0 ? size : 1));
   if (b->data == nullptr) throw std::bad_alloc();
@@ -65,8 +64,8 @@ void Block::unref() {
   if (refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (size == kArenaBlockSize) {
     std::lock_guard<std::mutex> g(arenaPoolLock);
-    if (arenaPool.size() < kArenaPoolMax) {
-      arenaPool.push_back(data);
+    if (arenaPoolSize < kArenaPoolMax) {
+      arenaPool[arenaPoolSize++] = data;
       data = nullptr;
     }
   }
