@@ -37,6 +37,15 @@ const REC_DONE = 7;
 const OP_SEND = 1;
 const RECORD_WORDS = 8;
 
+/**
+ * The payload views handed to JavaScript: real Buffers (Buffer.prototype is in their chain, so
+ * `Buffer.isBuffer`, `instanceof Buffer` and every Buffer method work) built with the plain
+ * typed-array constructor: about 25 ns a frame instead of about 80 ns for `buf.subarray()`
+ * (which goes through the species lookup) — the largest JavaScript cost per frame here.
+ */
+class PayloadBuffer extends Uint8Array {}
+Object.setPrototypeOf(PayloadBuffer.prototype, Buffer.prototype);
+
 /** Per-slot state on the JavaScript side. */
 const OPEN = 0;
 const CLOSING = 1; // close() was called: nothing more is sent or delivered
@@ -69,7 +78,7 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
   /** Bytes queued per slot this tick, to apply maxSendQueueBytes before copying more. */
   private tickBytes: number[] = [];
   private touched: number[] = [];
-  private current: Buffer = EMPTY;
+  private current: ArrayBuffer = new ArrayBuffer(0);
   private out: Buffer = Buffer.allocUnsafe(OUT_INITIAL);
   private outWords = new Uint32Array(this.out.buffer, this.out.byteOffset, OUT_INITIAL >>> 2);
   private outLen = 0;
@@ -143,12 +152,8 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
           const gen = rec[o + 2]!;
           const len = rec[o + 6]!;
           let payload: Buffer;
-          if (type === REC_FRAME) {
-            const start = rec[o + 5]!;
-            payload = this.current.subarray(start, start + len);
-          } else {
-            payload = len > 0 ? Buffer.from(blocks![bi++]!) : EMPTY;
-          }
+          if (type === REC_FRAME) payload = new PayloadBuffer(this.current, rec[o + 5]!, len) as Buffer;
+          else payload = len > 0 ? (new PayloadBuffer(blocks![bi++]!) as Buffer) : EMPTY;
           if (gens[slot] !== gen || state[slot] !== OPEN) continue; // closed by us: dropped, as node:net does
           const id = gen * SLOT_SPACE + slot;
           if (id !== groupId) {
@@ -167,7 +172,7 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
         }
         groupId = -1;
         if (type === REC_BLOCK) {
-          this.current = Buffer.from(blocks![bi++]!);
+          this.current = blocks![bi++]!;
         } else if (type === REC_OPEN) {
           const slot = rec[o + 1]!;
           const gen = rec[o + 2]!;
