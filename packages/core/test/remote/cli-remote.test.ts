@@ -35,4 +35,41 @@ describe('diocp start --dispatch remote + diocp worker', () => {
     gateway.child.kill('SIGTERM');
     expect(await gateway.exited).toEqual({ code: 0, signal: null });
   });
+
+  it('workers come back by themselves to a gateway restarted after kill -9', async () => {
+    // The gateway reads remote.heartbeatMs from the file; workers take it from its WELCOME.
+    const { config } = await failureWorkerConfig(dir, { remote: { heartbeatMs: 200 } });
+    const start = async (bind: string) => {
+      const g = new ServerProcess(['--config', config, '--port', '0', '--transport', 'net', '--dispatch', 'remote', '--bind', bind], dir);
+      procs.push(g);
+      await g.listening();
+      return g;
+    };
+    // A fixed port below the ephemeral range (see failover.test.ts), retried if taken.
+    let first: ServerProcess | null = null;
+    let bind = '';
+    for (let attempt = 0; first === null; attempt++) {
+      bind = `tcp://127.0.0.1:${20_000 + Math.floor(Math.random() * 10_000)}`;
+      first = await start(bind).catch((err: Error) => {
+        if (attempt > 5 || !/DIOCP_ERR_REMOTE_BIND/.test(err.message)) throw err;
+        return null;
+      });
+    }
+    const ws = ['a', 'b'].map((name) => new WorkerProcess(['--connect', bind, '--config', config, '--name', name], dir));
+    procs.push(...ws);
+    for (const name of ['a', 'b']) await first.waitForLine((l) => l.msg === 'remote dispatch: worker ready' && l.worker === name);
+    await first.kill(); // SIGKILL: no goodbye to the workers
+
+    const second = await start(bind);
+    for (const name of ['a', 'b']) await second.waitForLine((l) => l.msg === 'remote dispatch: worker ready' && l.worker === name, 15_000);
+    const port = (await second.listening()).port as number;
+    const pids = new Set<string>();
+    for (let i = 0; i < 8; i++) {
+      const r = await runCli(['call', '--port', String(port), '0x33'], { cwd: dir });
+      expect(r.code).toBe(0);
+      pids.add(r.stdout.trim());
+    }
+    for (const pid of pids) expect(ws.map((w) => String(w.pid))).toContain(pid);
+    expect(ws.every((w) => w.running)).toBe(true);
+  }, 40_000);
 });

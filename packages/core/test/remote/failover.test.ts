@@ -78,7 +78,7 @@ describe('remote dispatch: failover and lifecycle', () => {
     const pids = new Set((await Promise.all(Array.from({ length: 20 }, () => c2.request(0x33)))).map((b) => Number(b.toString())));
     for (const pid of pids) expect(ws.map((w) => w.pid)).toContain(pid);
     expect(ws.every((w) => w.running)).toBe(true);
-    expect(ws.every((w) => w.lines.some((l) => l.msg === 'worker: connected to the gateway' && l.reconnected === true))).toBe(true);
+    await until(() => ws.every((w) => w.lines.some((l) => l.msg === 'worker: connected to the gateway' && l.reconnected === true)), 'both workers to log their reconnection');
   }, 30_000);
 
   it('SIGTERM of a worker under load: it finishes what it holds, exits 0, and nothing is retried', async () => {

@@ -377,12 +377,11 @@ export class RemoteDispatcher implements Dispatcher {
         if (w === undefined) this.out!.send([id, ...encodeSignal(Msg.Reset)]);
         return;
       case Msg.Result:
-        if (w === undefined) {
-          // A worker this gateway does not know (it restarted, or declared the worker dead):
-          // its answers belong to requests re-posted already. Tell it to announce itself.
-          this.counts.lateResults += m.body.rid.length;
-          this.out!.send([id, ...encodeSignal(Msg.Reset)]);
-        } else this.onResult(w, m.body);
+        // From a worker this gateway does not know (it restarted, or declared the worker
+        // dead): answers to requests re-posted already. Dropped; its next HEARTBEAT gets RESET
+        // (not this message: a stale answer may arrive right after its new READY).
+        if (w === undefined) this.counts.lateResults += m.body.rid.length;
+        else this.onResult(w, m.body);
         return;
       case Msg.Disconnect:
         if (w !== undefined) this.onDisconnect(w);

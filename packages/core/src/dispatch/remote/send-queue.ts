@@ -12,7 +12,7 @@ export class SendQueue {
   private head = 0;
   private busy = false;
   private closed = false;
-  private idle: (() => void)[] = [];
+  private waiters: (() => void)[] = [];
 
   constructor(
     private readonly socket: Writable<Buffer[]>,
@@ -22,6 +22,17 @@ export class SendQueue {
   /** Messages waiting (not counting the one in flight). */
   get length(): number {
     return this.queue.length - this.head;
+  }
+
+  /** Nothing waiting and nothing in flight. */
+  get idle(): boolean {
+    return !this.busy && this.head === this.queue.length;
+  }
+
+  /** Drop what waits (the message in flight, if any, still goes). */
+  clear(): void {
+    this.queue.length = 0;
+    this.head = 0;
   }
 
   send(message: Buffer[]): void {
@@ -58,15 +69,15 @@ export class SendQueue {
   };
 
   private wake(): void {
-    const w = this.idle;
-    this.idle = [];
+    const w = this.waiters;
+    this.waiters = [];
     for (const f of w) f();
   }
 
   /** Resolves once everything queued so far has been handed to ZeroMQ (or the queue closed). */
   flushed(): Promise<void> {
     if (!this.busy && this.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idle.push(resolve));
+    return new Promise((resolve) => this.waiters.push(resolve));
   }
 
   /** Drop what waits; later sends are ignored. */

@@ -31,9 +31,15 @@ export interface RemoteWorkerOptions {
   /** Heartbeat interval and liveness until the gateway's WELCOME says otherwise. */
   heartbeatMs?: number;
   liveness?: number;
-  /** Longest wait between reconnection attempts (ms). */
+  /** Longest wait between reconnection attempts (ms); default DEFAULT_MAX_BACKOFF_MS. */
   maxBackoffMs?: number;
 }
+
+/**
+ * Reconnection attempts start one heartbeat interval apart and double up to this: a restarted
+ * gateway is found at most this long after it is back.
+ */
+export const DEFAULT_MAX_BACKOFF_MS = 2000;
 
 /** A worker process's connection to its gateway. `closed` resolves with the exit code. */
 export class RemoteWorker {
@@ -66,7 +72,7 @@ export class RemoteWorker {
   constructor(private readonly options: RemoteWorkerOptions) {
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.liveness = options.liveness ?? 3;
-    this.backoff = this.heartbeatMs;
+    this.backoff = Math.min(this.heartbeatMs, options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS);
     this.name = options.name ?? `${os.hostname()}:${process.pid}`;
     this.initKey = JSON.stringify(options.init);
     this.closed = new Promise((r) => (this.resolveClosed = r));
@@ -156,7 +162,7 @@ export class RemoteWorker {
         this.welcomed = true;
         this.heartbeatMs = m.body.heartbeatMs;
         this.liveness = m.body.liveness;
-        this.backoff = this.heartbeatMs;
+        this.backoff = Math.min(this.heartbeatMs, this.options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS);
         this.logger.info({ gateway: this.options.connect, heartbeatMs: this.heartbeatMs, capacity: this.options.concurrency, reconnected: this.connectedOnce }, 'worker: connected to the gateway');
         this.connectedOnce = true;
         if (this.draining) this.send(encodeSignal(Msg.Disconnect));
@@ -252,7 +258,7 @@ export class RemoteWorker {
       this.reconnect();
       return;
     }
-    if (this.welcomed && now - this.lastSent >= this.heartbeatMs && (this.out?.length ?? 0) === 0) this.send(encodeSignal(Msg.Heartbeat));
+    if (this.welcomed && now - this.lastSent >= this.heartbeatMs && this.out?.idle) this.send(encodeSignal(Msg.Heartbeat));
   };
 
   /** Paranoid Pirate: drop the socket (and its stale messages), wait, start a new session. */
@@ -261,7 +267,7 @@ export class RemoteWorker {
     if (this.finished || this.reconnectTimer) return;
     if (this.draining && this.held === 0) return this.finish(0);
     const delay = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, this.options.maxBackoffMs ?? Math.max(1000, this.heartbeatMs * 16));
+    this.backoff = Math.min(this.backoff * 2, this.options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
 
