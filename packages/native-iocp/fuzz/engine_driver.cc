@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -685,12 +686,49 @@ int runSmallRing() {
 }
 
 /**
- * Out of descriptors: the engine runs in a child process whose RLIMIT_NOFILE (hard and soft)
- * is 48, and 120 clients connect at once. accept4 fails with EMFILE; the engine must pause
+ * Out of descriptors: the engine runs in a child process (fork + exec of this binary with
+ * --emfile-child: a clean runtime, no state copied from this one) whose RLIMIT_NOFILE (hard
+ * and soft) is 48, and 120 clients connect at once. accept4 fails with EMFILE; the engine must pause
  * the listener (not spin, not leak), and serve the waiting clients as others leave. The
  * parent answers-and-closes each connection, so every one of the 120 must be answered.
  */
-int runEmfile() {
+/** The server side of runEmfile, in a process of its own (exec'd: a clean runtime). */
+int emfileChild(int readyFd, int quitFd, bool mustFail) {
+  rlimit rl{48, 48};
+  setrlimit(RLIMIT_NOFILE, &rl);
+  Waker w;
+  Engine e(EngineOptions{}, &Waker::wake, &w);
+  const char* sys = "";
+  if (e.start(&sys) != 0) return 3;
+  uint16_t port = e.port();
+  if (write(readyFd, &port, sizeof port) != sizeof port) return 3;
+  Owner o(&e, &w);
+  // No extra thread here: once descriptors run out, the sanitizers' own checks that need one
+  // (UBSan's vptr check of a starting std::thread probes memory through a pipe) misreport.
+  for (;;) {
+    pollfd q{quitFd, POLLIN, 0};
+    if (poll(&q, 1, 0) > 0) break;
+    if (o.pump() == 0) w.waitFor(5);
+  }
+  pumpUntil(o, [&] { return o.live == 0; }, 5000);
+  uint64_t acceptErrors = e.counters()[kCntAcceptErrors];
+  std::vector<uint8_t> ops;
+  opHeader(ops, kOpShutdown, 4, 0, 0);
+  e.submit(ops.data(), ops.size());
+  pumpUntil(o, [&] { return o.done > 0; }, 10000);
+  e.join();
+  o.finish();
+  printf("engine_driver: out of descriptors (limit 48): %llu connections served, accept failed %llu times (EMFILE)\n",
+         (unsigned long long)o.opened, (unsigned long long)acceptErrors);
+  fflush(stdout);
+  close(readyFd);
+  close(quitFd);
+  // valgrind virtualises RLIMIT_NOFILE (it keeps descriptors of its own), so EMFILE may not
+  // happen there; scripts/asan.mjs --valgrind sets ENGINE_DRIVER_VALGRIND=1.
+  return o.opened == 120 && (acceptErrors > 0 || !mustFail) && failures.load() == 0 ? 0 : 1;
+}
+
+int runEmfile(const char* self) {
   int ready[2], quit[2];
   if (pipe(ready) != 0 || pipe(quit) != 0) {
     failf("emfile: pipe: %s", strerror(errno));
@@ -698,7 +736,6 @@ int runEmfile() {
   }
   fflush(stdout);
   fflush(stderr);
-  const int failuresBefore = failures.load();
   pid_t pid = fork();
   if (pid < 0) {
     failf("emfile: fork: %s", strerror(errno));
@@ -707,45 +744,11 @@ int runEmfile() {
   if (pid == 0) {
     close(ready[0]);
     close(quit[1]);
-    rlimit rl{48, 48};
-    setrlimit(RLIMIT_NOFILE, &rl);
-    int rc;
-    {
-      Waker w;
-      Engine e(EngineOptions{}, &Waker::wake, &w);
-      const char* sys = "";
-      if (e.start(&sys) != 0) _exit(3);
-      uint16_t port = e.port();
-      if (write(ready[1], &port, sizeof port) != sizeof port) _exit(3);
-      Owner o(&e, &w);
-      std::atomic<bool> stop{false};
-      std::thread waiter([&] {
-        char c;
-        while (read(quit[0], &c, 1) < 0 && errno == EINTR) {
-        }
-        stop = true;
-      });
-      o.runUntil(stop);
-      waiter.join();
-      pumpUntil(o, [&] { return o.live == 0; }, 5000);
-      uint64_t acceptErrors = e.counters()[kCntAcceptErrors];
-      std::vector<uint8_t> ops;
-      opHeader(ops, kOpShutdown, 4, 0, 0);
-      e.submit(ops.data(), ops.size());
-      pumpUntil(o, [&] { return o.done > 0; }, 10000);
-      e.join();
-      o.finish();
-      printf("engine_driver: out of descriptors (limit 48): %llu connections served, accept failed %llu times (EMFILE)\n",
-             (unsigned long long)o.opened, (unsigned long long)acceptErrors);
-      fflush(stdout);
-      // valgrind virtualises RLIMIT_NOFILE (it keeps descriptors of its own), so EMFILE may not
-      // happen there; scripts/asan.mjs --valgrind sets ENGINE_DRIVER_VALGRIND=1.
-      const bool mustFail = getenv("ENGINE_DRIVER_VALGRIND") == nullptr;
-      rc = o.opened == 120 && (acceptErrors > 0 || !mustFail) && failures.load() == failuresBefore ? 0 : 1;
-    }
-    close(ready[1]);
-    close(quit[0]);
-    exit(rc);  // exit, not _exit: LeakSanitizer checks the child too
+    char r[16], q[16];
+    snprintf(r, sizeof r, "%d", ready[1]);
+    snprintf(q, sizeof q, "%d", quit[0]);
+    execl(self, self, "--emfile-child", r, q, static_cast<char*>(nullptr));
+    _exit(127);
   }
   close(ready[1]);
   close(quit[0]);
@@ -854,6 +857,10 @@ int openFds() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);  // a peer gone while we write is a check failure, not a crash
+  if (argc == 4 && strcmp(argv[1], "--emfile-child") == 0) {
+    return emfileChild(atoi(argv[2]), atoi(argv[3]), getenv("ENGINE_DRIVER_VALGRIND") == nullptr);
+  }
   int scale = argc > 1 ? atoi(argv[1]) : 1;
   if (scale < 1) scale = 1;
   auto t0 = std::chrono::steady_clock::now();
@@ -862,7 +869,7 @@ int main(int argc, char** argv) {
   runLimits();
   runThrottle();
   runSmallRing();
-  runEmfile();
+  runEmfile(argv[0]);
   runAbrupt();
   // Every engine is gone: each socket, epoll and eventfd it opened must be closed.
   if (int fds1 = openFds(); fds1 != fds0) failf("descriptors: %d open before, %d after every engine was destroyed", fds0, fds1);
