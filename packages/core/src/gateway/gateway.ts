@@ -412,6 +412,7 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
       closedIdle: t.closedIdle,
       closedSlow: t.closedSlow,
       rejectedConnections: t.rejected,
+      sendQueueBytes: t.sendQueueBytes ?? 0,
     };
   }
 }

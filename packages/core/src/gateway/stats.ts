@@ -18,6 +18,8 @@ export interface GatewayStats {
   closedIdle: number;
   closedSlow: number;
   rejectedConnections: number;
+  /** Bytes queued for sending and not yet written, all connections (backpressure; 0 if the transport does not say). */
+  sendQueueBytes: number;
 }
 
 export class GatewayCounters {

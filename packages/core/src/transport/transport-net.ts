@@ -221,6 +221,8 @@ export class NetTransport implements Transport {
   }
 
   stats(): TransportStats {
-    return { connections: this.conns.size, ...this.counters };
+    let queued = 0;
+    for (const conn of this.conns.values()) queued += conn.outLen + conn.socket.writableLength;
+    return { connections: this.conns.size, ...this.counters, sendQueueBytes: queued };
   }
 }

@@ -81,4 +81,10 @@ export interface TransportStats {
   bytesOut: number;
   /** Socket writes issued: with coalescing, far fewer than frames sent. */
   writes: number;
+  /**
+   * Bytes accepted by `send()` and not yet handed to the kernel, all connections together:
+   * the backpressure the gateway can see. Optional for other transports; both built-in ones
+   * report it.
+   */
+  sendQueueBytes?: number;
 }

@@ -237,6 +237,23 @@ describe('gateway over TCP', () => {
     }
   });
 
+  it('shows the bytes waiting for a peer that does not read (stats().sendQueueBytes), then closes it as slow', async () => {
+    const s = await boot({ maxFrameSize: 512 * 1024, maxSendQueueBytes: 2 * 1024 * 1024 });
+    const p = await peer();
+    p.socket.pause(); // never reads: the kernel buffers fill, then the transport's queue
+    await eventually(() => s.stats().connections.now === 1, 2000, 'open');
+    const big = 'x'.repeat(256 * 1024);
+    let peak = 0;
+    for (let i = 0; i < 80 && s.stats().closedSlow === 0; i++) {
+      s.gateway.broadcast(0x30, big);
+      await new Promise((r) => setTimeout(r, 5));
+      peak = Math.max(peak, s.stats().sendQueueBytes);
+    }
+    expect(peak).toBeGreaterThan(0);
+    await eventually(() => s.stats().closedSlow === 1, 5000, 'slow close');
+    await eventually(() => s.stats().sendQueueBytes === 0, 2000, 'queue released');
+  });
+
   it('never delivers a late reply to a later connection (id generations)', async () => {
     await boot();
     const p = await peer();
