@@ -151,9 +151,15 @@ export class RemoteWithWorkers extends RemoteDispatcher {
   override async start(host: Parameters<RemoteDispatcher['start']>[0]): Promise<void> {
     await super.start(host);
     this.procs = spawnWorkers(this.count, this.boundEndpoint, this.config, this.cwd, this.args);
-    await until(() => this.stats().workers.length === this.count || this.procs.some((w) => !w.running), 'the workers');
-    const dead = this.procs.find((w) => !w.running);
-    if (dead) throw new Error(`a worker exited at start\n${dead.describe()}`);
+    try {
+      await until(() => this.stats().workers.length === this.count || this.procs.some((w) => !w.running), 'the workers');
+      const dead = this.procs.find((w) => !w.running);
+      if (dead) throw new Error(`a worker exited at start\n${dead.describe()}`);
+    } catch (err) {
+      // The server never starts, so nobody calls stop(): leave no worker behind.
+      await this.stop();
+      throw err;
+    }
   }
 
   override async stop(): Promise<void> {
