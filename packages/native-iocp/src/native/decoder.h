@@ -22,8 +22,9 @@
 //   feed() returns how many leading bytes of `chunk` hold frames passed to frame(): the
 //   caller must keep those bytes; everything after may be reused (a trailing partial frame
 //   has been copied into the decoder). Memory held between calls: at most the 16-byte header
-//   plus one payload of at most maxFrameSize, allocated only once its header has arrived and
-//   been checked; nothing while the stream sits between frames.
+//   plus the part of one payload received so far (the buffer grows with the bytes that arrive,
+//   up to the announced length, itself at most maxFrameSize; allocated only once its header
+//   has arrived and been checked); nothing while the stream sits between frames.
 //
 //   The checks match packages/core/src/codec/decoder.ts: bad magic and bad version are
 //   rejected as soon as their byte arrives; reserved flags, a forbidden direction and a length
@@ -159,6 +160,7 @@ class FrameDecoder {
   void reset() {
     free(body_);
     body_ = nullptr;
+    bodyCap_ = 0;
     inBody_ = false;
     headerFill_ = 0;
     bodyFill_ = 0;
@@ -187,7 +189,10 @@ class FrameDecoder {
         // The payload continues in later chunks: collect it in a buffer of its exact size.
         latch_ = h;
         inBody_ = true;
-        body_ = h.length > 0 ? static_cast<uint8_t*>(malloc(h.length)) : nullptr;
+        body_ = nullptr;
+        bodyCap_ = 0;
+        bodyFill_ = 0;
+        reserveBody(len - start);
         bodyFill_ = len - start;
         if (bodyFill_ > 0) memcpy(body_, chunk + start, bodyFill_);
         return keep;
@@ -221,20 +226,44 @@ class FrameDecoder {
       latch_ = h;
       inBody_ = true;
       bodyFill_ = 0;
-      body_ = h.length > 0 ? static_cast<uint8_t*>(malloc(h.length)) : nullptr;
+      body_ = nullptr;
+      bodyCap_ = 0;
     }
     size_t want = latch_.length - bodyFill_;
     size_t take = want < len - pos ? want : len - pos;
+    reserveBody(bodyFill_ + take);
     if (take > 0) memcpy(body_ + bodyFill_, chunk + pos, take);
     bodyFill_ += take;
     pos += take;
     if (bodyFill_ < latch_.length) return pos;
     uint8_t* body = body_;
+    if (bodyCap_ > latch_.length && latch_.length > 0) {
+      // Give back what the growth steps over-reserved.
+      auto* fit = static_cast<uint8_t*>(realloc(body, latch_.length));
+      if (fit != nullptr) body = fit;
+    }
     body_ = nullptr;
+    bodyCap_ = 0;
     inBody_ = false;
     bodyFill_ = 0;
     sink.ownedFrame(latch_, body);
     return pos;
+  }
+
+  /**
+   * Make room for `need` payload bytes. The buffer grows with the bytes that actually arrive
+   * (doubling, at least 64 KiB, never past the announced length): a peer that announces a
+   * 16 MiB frame and sends 16 bytes costs 64 KiB, not 16 MiB.
+   */
+  void reserveBody(size_t need) {
+    if (need <= bodyCap_ || latch_.length == 0) return;
+    size_t cap = bodyCap_ == 0 ? kBodyStep : bodyCap_ * 2;
+    if (cap < need) cap = need;
+    if (cap > latch_.length) cap = latch_.length;
+    auto* grown = static_cast<uint8_t*>(realloc(body_, cap));
+    if (grown == nullptr) abort();  // out of memory: nothing sensible is left to do
+    body_ = grown;
+    bodyCap_ = cap;
   }
 
   template <class Sink>
@@ -280,6 +309,8 @@ class FrameDecoder {
   FrameHeader latch_{};
   uint8_t* body_ = nullptr;
   size_t bodyFill_ = 0;
+  size_t bodyCap_ = 0;
+  static constexpr size_t kBodyStep = 64 * 1024;
 };
 
 }  // namespace diocp
