@@ -615,14 +615,14 @@ async function measure(kind, sc, opts) {
 }
 
 // A native server that refused to start because the addon is missing: not a failure of the
-// bench, the row says "not available".
+// bench; the row says "not available" when no run of it succeeded.
 function markUnavailable(run, srv) {
   if (run.result || !(run.kind === 'native' || run.kind === 'idle-native')) return;
   const m = /DIOCP_ERR_TRANSPORT_UNAVAILABLE[^\n]*|transport "native" is not available[^\n"]*/.exec(srv.err.text + srv.out.text);
   if (!m) return;
+  // Not sticky: the addon may be in the middle of a rebuild; the next native run tries again.
   run.unavailable = m[0].slice(0, 300);
   run.error = null;
-  nativeMissing = run.unavailable;
 }
 
 // ---------------------------------------------------------------- idle part
