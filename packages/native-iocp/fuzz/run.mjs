@@ -9,7 +9,9 @@
 // 2. Writes the seed corpus (valid, split, sticky and bad frames, each under several
 //    configurations) into fuzz/.work/seeds: generated here, never committed as binaries.
 // 3. Runs every input in fuzz/regressions/*.hex (inputs that once broke an invariant, as hex
-//    text): each must pass.
+//    text) and a set of large generated inputs (frames of 70 KiB to 1 MiB cut into many
+//    chunks: the payload buffer's growth steps, beyond what -max_len=8192 lets the fuzzer
+//    reach): each must pass.
 // 4. Fuzzes for the given seconds, corpus in fuzz/.work/corpus (kept between runs; --fresh
 //    starts over), crashes to fuzz/.work/artifacts/.
 // Prints the result (executions, corpus size, coverage, crashes) and writes it to
@@ -127,6 +129,37 @@ function seeds() {
   return n;
 }
 
+// ------------------------------------------------------------------ large inputs
+
+// Payloads over the decoder's first 64 KiB growth step, split into many chunks, so that the
+// growth (doubling up to the announced length) runs under the same invariants.
+function largeInputs() {
+  const dir = path.join(work, 'large');
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const body = (n, seed) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 131 + seed) & 0xff));
+  const streams = {
+    '70k': frame(0, 1, 0, 1, body(70 * 1024, 1)),
+    '200k': frame(0, 1, 0, 2, body(200 * 1024, 2)),
+    '1m': frame(0, 1, 0, 3, body(1024 * 1024, 3)),
+    'two-sticky': Buffer.concat([frame(0, 1, 0, 4, body(130 * 1024, 4)), frame(0, 2, 0, 5, body(65 * 1024, 5)), frame(0, 3, 0, 6, Buffer.alloc(0))]),
+    'big-then-bad': Buffer.concat([frame(0, 1, 0, 7, body(100 * 1024, 6)), frame(0x10, 1, 0, 8, body(10, 7))]),
+    'big-partial': frame(0, 1, 0, 9, body(300 * 1024, 8)).subarray(0, 150 * 1024),
+    'too-large-for-limit': frame(0, 1, 0, 10, body(70 * 1024, 9)), // limit 65536 below
+  };
+  const files = [];
+  for (const [name, stream] of Object.entries(streams)) {
+    // 16 MiB limit (65536 for the last), chunk modes: random 1..64, random 1..4096, one cut.
+    for (const mode of [0x00, 0x20, 0x30]) {
+      const limit = name === 'too-large-for-limit' ? 6 : 7;
+      const file = path.join(dir, `${name}-${mode.toString(16)}`);
+      fs.writeFileSync(file, Buffer.concat([Buffer.from([limit | mode, 0x9e, 0x37, 0x79, 0xb9]), stream]));
+      files.push(file);
+    }
+  }
+  return files;
+}
+
 // ------------------------------------------------------------------ regressions
 
 function regressionFiles() {
@@ -181,16 +214,15 @@ async function main() {
   fs.mkdirSync(artifactsDir, { recursive: true });
 
   const regs = regressionFiles();
-  if (regs.length) {
-    console.log(`fuzz: ${regs.length} regression input(s) from fuzz/regressions/`);
-    const r = await run(regs, { echo: false });
-    if (r.code !== 0) {
-      process.stdout.write(r.text);
-      console.error(`fuzz: a regression input fails (exit ${r.code ?? r.signal})`);
-      process.exit(1);
-    }
-    console.log('fuzz: every regression input passes');
+  const large = largeInputs();
+  console.log(`fuzz: ${regs.length} regression input(s) from fuzz/regressions/, ${large.length} large generated input(s)`);
+  const pre = await run([...regs, ...large], { echo: false });
+  if (pre.code !== 0) {
+    process.stdout.write(pre.text);
+    console.error(`fuzz: a regression or large input fails (exit ${pre.code ?? pre.signal})`);
+    process.exit(1);
   }
+  console.log('fuzz: every regression and large input passes');
   if (onlyRegressions) return;
 
   const corpusBefore = fs.readdirSync(corpusDir).length;
@@ -233,6 +265,7 @@ async function main() {
     corpusSize: lastStatus ? lastStatus[5] : null,
     seeds: nSeeds,
     regressions: regs.length,
+    largeInputs: large.length,
     crashed: r.code !== 0,
     artifacts,
   };
