@@ -133,6 +133,28 @@ describe('remote dispatch: failover and lifecycle', () => {
     expect(dispatchStats(server).unavailable).toBe(5);
   });
 
+  it('pushes and broadcasts from a worker reach other connections; a push to a closed one is dropped and counted', async () => {
+    const server = await gateway();
+    workers(1, dispatchStats(server).endpoint);
+    await workersReady(server, 1);
+    const [a, b, gone] = [await client(server), await client(server), await client(server)];
+    const heard: string[] = [];
+    a.on('push', (cmd, p) => heard.push(`a:${cmd}:${p.toString()}`));
+    b.on('push', (cmd, p) => heard.push(`b:${cmd}:${p.toString()}`));
+    const bId = (await b.request(0x34)).toString();
+    const goneId = (await gone.request(0x34)).toString();
+    await gone.close();
+    clients.splice(clients.indexOf(gone), 1);
+    await until(() => server.stats().connections.now === 2, 'the closed connection to be gone');
+    // The worker cannot know whether a connection is open: it says true, the gateway decides.
+    expect((await a.request(0x35, bId)).toString()).toBe('true');
+    expect((await a.request(0x35, goneId)).toString()).toBe('true');
+    expect((await b.request(0x36, 'hello all')).toString()).toBe('-1');
+    await until(() => heard.length === 2, 'two pushes');
+    expect(heard.sort()).toEqual(['a:54:hello all', 'b:53:to you']);
+    expect(dispatchStats(server).droppedPushes).toBe(1);
+  });
+
   it('a request waiting for a worker is served when one arrives in time', async () => {
     const server = await gateway({ noWorkerWaitMs: 10_000 });
     const c = await client(server);

@@ -32,6 +32,7 @@ export async function fixtureWorkerConfig(dir: string, extra: Record<string, unk
  * Handlers for the failure tests, as a plain module over the compiled package: the gateway
  * (in this process) and the workers load the same file.
  *  0x01 echo · 0x31 sleep {ms} then echo, retry: false · 0x32 sleep {ms} then echo · 0x33 the worker's pid
+ *  0x34 the caller's connection id · 0x35 push to the connection id given · 0x36 broadcast to all but the caller
  */
 export const failureHandlers = (): string =>
   [
@@ -45,6 +46,12 @@ export const failureHandlers = (): string =>
     'Command(0x32)(Slow);',
     'export class Pid { handle() { return String(process.pid); } }',
     'Command(0x33)(Pid);',
+    'export class WhoAmI { handle(_p, ctx) { return String(ctx.connectionId); } }',
+    'Command(0x34)(WhoAmI);',
+    'export class PushTo { handle(p, ctx) { return String(ctx.gateway.push(Number(p.toString()), 0x35, "to you")); } }',
+    'Command(0x35)(PushTo);',
+    'export class Shout { handle(p, ctx) { return String(ctx.gateway.broadcast(0x36, p, { except: ctx.connectionId })); } }',
+    'Command(0x36)(Shout);',
     '',
   ].join('\n');
 
