@@ -72,7 +72,7 @@ class RecordingSession extends Map<string, unknown> {
   }
 }
 
-function contexts(batch: RunnableBatch, logger: Logger, router: Router, effects: Effect[]) {
+function contexts(batch: Omit<RunnableBatch, 'status'>, logger: Logger, router: Router, effects: Effect[]) {
   const byConn = new Map<number, Context>();
   const max = batch.init.maxFrameSize;
   const gateway: GatewayApi = {
@@ -177,6 +177,58 @@ export function runBatch(batch: RunnableBatch, router: Router, logger: Logger): 
     clearInterval(heartbeat);
     return pack(outcomes, effects);
   });
+}
+
+/**
+ * Like runBatch, but hands the answers over as they are ready instead of all at the end: once
+ * for the handlers that finished synchronously, then once per turn of the event loop for the
+ * async ones that finished in it. The effects recorded so far travel with each call, so a
+ * request's effects always come with or before its answer. Remote workers use it, so that one
+ * slow request does not hold back the answers of the requests batched with it.
+ */
+export function runBatchStreaming(
+  batch: Omit<RunnableBatch, 'status'>,
+  router: Router,
+  logger: Logger,
+  emit: (indexes: number[], outcomes: Outcome[], effects: Effect[] | null) => void,
+): void {
+  const n = batch.conn.length;
+  const effects: Effect[] = [];
+  const get = contexts(batch, logger, router, effects);
+  let indexes: number[] = [];
+  let outcomes: Outcome[] = [];
+  let scheduled = false;
+  const flush = (): void => {
+    scheduled = false;
+    if (indexes.length === 0) return;
+    const i = indexes;
+    const o = outcomes;
+    indexes = [];
+    outcomes = [];
+    emit(i, o, effects.length ? effects.splice(0) : null);
+  };
+  for (let i = 0; i < n; i++) {
+    const route = router.get(batch.cmd[i]!);
+    const payload = Buffer.from(batch.payload.buffer, batch.payload.byteOffset + batch.offsets[i]!, batch.offsets[i + 1]! - batch.offsets[i]!);
+    const o = route === undefined
+      ? frameworkError(diocpError('DIOCP_ERR_ROUTER_UNKNOWN_COMMAND', batch.cmd[i]!))
+      : runHandler(route, payload, get(batch.conn[i]!), batch.init.debug);
+    if (o instanceof Promise) {
+      const idx = i;
+      o.then((res) => {
+        indexes.push(idx);
+        outcomes.push(res);
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      });
+    } else {
+      indexes.push(i);
+      outcomes.push(o);
+    }
+  }
+  flush();
 }
 
 function pack(outcomes: Outcome[], effects: Effect[]): PoolResult {

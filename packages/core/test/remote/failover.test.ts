@@ -155,6 +155,21 @@ describe('remote dispatch: failover and lifecycle', () => {
     expect(dispatchStats(server).droppedPushes).toBe(1);
   });
 
+  it('a slow request does not hold back the answers batched with it (a worker answers as handlers finish)', async () => {
+    const server = await gateway();
+    workers(1, dispatchStats(server).endpoint);
+    await workersReady(server, 1);
+    const c = await client(server);
+    const order: string[] = [];
+    const all = ['400:slow', ...Array.from({ length: 5 }, (_, i) => `1:fast${i}`)].map((p) => c.request(0x32, p).then((b) => order.push(b.toString())));
+    await Promise.all(all);
+    expect(order).toHaveLength(6);
+    expect(order.at(-1)).toBe('400:slow');
+    // Fewer batches than answer messages: a batch was answered in parts.
+    const d = dispatchStats(server);
+    expect(d.results).toBeGreaterThan(d.batches);
+  });
+
   it('a request waiting for a worker is served when one arrives in time', async () => {
     const server = await gateway({ noWorkerWaitMs: 10_000 });
     const c = await client(server);

@@ -1,7 +1,7 @@
 // The worker protocol (gateway ROUTER ⇄ worker DEALER), byte for byte as docs/worker-protocol.md
 // describes it. Pure functions: encode a message into ZeroMQ frames, decode frames or say why not.
 import { pack, unpack } from 'msgpackr';
-import type { ErrorBody } from '../outcome.js';
+import type { ErrorBody, Outcome } from '../outcome.js';
 import type { Effect } from '../pool-protocol.js';
 
 /** Version of the worker protocol; a peer with another version is refused. */
@@ -286,7 +286,7 @@ export function encodeResult(rid: ArrayLike<number>, r: ResultParts): Buffer[] {
     const st = r.st[i]!;
     let bytes: Uint8Array;
     if (st === 0) bytes = r.payload.subarray(r.offsets[i]!, r.offsets[i + 1]!);
-    else bytes = pack(r.errors?.[i] ?? { code: st, message: 'failed' });
+    else bytes = packError(r.errors?.[i] ?? { code: st, message: 'failed' });
     parts.push(bytes);
     total += bytes.length;
     index.writeUInt32LE(rid[i]!, o);
@@ -301,6 +301,44 @@ export function encodeResult(rid: ArrayLike<number>, r: ResultParts): Buffer[] {
     at += p.length;
   }
   return [header(Msg.Result), index, payload, effects];
+}
+
+/** An error body as msgpack; `data` that MessagePack cannot encode (a function, say) is left out. */
+function packError(e: ErrorBody): Buffer {
+  try {
+    return pack(e);
+  } catch {
+    const { data: _d, ...rest } = e;
+    return pack(rest);
+  }
+}
+
+/** RESULT from outcomes in hand: answer i is for request id `rid[i]`. */
+export function encodeOutcomes(rid: ArrayLike<number>, outcomes: readonly Outcome[], effects: Effect[] | null): Buffer[] {
+  const n = outcomes.length;
+  const index = Buffer.allocUnsafe(n * RESULT_ENTRY);
+  const parts: Uint8Array[] = new Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const o = outcomes[i]!;
+    const bytes = o.status === 0 ? (o as { payload: Buffer }).payload : packError((o as { error: ErrorBody }).error);
+    parts[i] = bytes;
+    total += bytes.length;
+    const at = i * RESULT_ENTRY;
+    index.writeUInt32LE(rid[i]!, at);
+    index.writeUInt32LE(bytes.length, at + 4);
+    index.writeUInt16LE(o.status, at + 8);
+    index.writeUInt16LE(0, at + 10);
+  }
+  const answers = n === 1 ? Buffer.from(parts[0]!.buffer, parts[0]!.byteOffset, parts[0]!.byteLength) : Buffer.allocUnsafe(total);
+  if (n > 1) {
+    let at = 0;
+    for (const p of parts) {
+      answers.set(p, at);
+      at += p.length;
+    }
+  }
+  return [header(Msg.Result), index, answers, effects ? pack(effects) : Buffer.alloc(0)];
 }
 
 function decodeResult(index: Buffer, payload: Buffer, effectsFrame: Buffer): DecodedResult {

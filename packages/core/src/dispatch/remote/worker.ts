@@ -9,10 +9,12 @@ import type { Logger } from '../../logger.js';
 import type { Router } from '../../router/router.js';
 import { Status } from '../../protocol/constants.js';
 import type { PoolInit, PoolResult } from '../pool-protocol.js';
-import { dispatchBatch, runBatch, warmThread, type RunnableBatch } from '../pool-thread.js';
+import type { Outcome } from '../outcome.js';
+import type { Effect } from '../pool-protocol.js';
+import { dispatchBatch, runBatchStreaming, warmThread } from '../pool-thread.js';
 import { dealerCurveOptions, type CurveClientConfig } from './curve.js';
 import { SendQueue } from './send-queue.js';
-import { decode, encodeReady, encodeResult, encodeSignal, Msg, WireError, type DecodedBatch } from './wire.js';
+import { decode, encodeOutcomes, encodeReady, encodeResult, encodeSignal, Msg, WireError, type DecodedBatch } from './wire.js';
 
 export interface RemoteWorkerOptions {
   /** Gateway ROUTER address, e.g. tcp://127.0.0.1:7002. */
@@ -205,25 +207,38 @@ export class RemoteWorker {
     const n = b.rid.length;
     this.held += n;
     const o = this.options;
-    const batch: RunnableBatch = {
-      init: o.init,
-      status: new SharedArrayBuffer(4 * (n + 1)),
-      conn: b.conn,
-      cmd: b.cmd,
-      payload: b.payload,
-      offsets: b.offsets,
-      peers: b.peers,
-    };
-    let res: PoolResult | Promise<PoolResult>;
+    const batch = { init: o.init, conn: b.conn, cmd: b.cmd, payload: b.payload, offsets: b.offsets, peers: b.peers };
     if (this.pool === null) {
-      res = runBatch(batch, o.router!, this.logger);
-    } else {
-      // Only the batch's own bytes cross to the thread (the message buffer may be larger).
-      const data = { ...batch, init: o.init, initKey: this.initKey, payload: new Uint8Array(b.payload) };
-      res = this.pool.post(dispatchBatch, data, { retry: false }).result.catch((err: Error) => threadFailed(n, err));
+      // Answers go as they are ready: a slow request does not hold back the rest of its batch.
+      runBatchStreaming(batch, o.router!, this.logger, (indexes, outcomes, effects) => this.answerSome(b, indexes, outcomes, effects, gen));
+      return;
     }
-    if (res instanceof Promise) res.then((r) => this.answer(b, r, gen));
-    else this.answer(b, res, gen);
+    // On the worker's own threads the batch is answered whole, as in local-pool. Only the
+    // batch's own bytes cross to the thread (the message buffer may be larger).
+    const data = { ...batch, status: new SharedArrayBuffer(4 * (n + 1)), initKey: this.initKey, payload: new Uint8Array(b.payload) };
+    this.pool.post(dispatchBatch, data, { retry: false }).result.then(
+      (r) => this.answer(b, r, gen),
+      (err: Error) => this.answer(b, threadFailed(n, err), gen),
+    );
+  }
+
+  private answerSome(b: DecodedBatch, indexes: number[], outcomes: Outcome[], effects: Effect[] | null, gen: number): void {
+    const n = indexes.length;
+    this.held -= n;
+    this.answered += n;
+    if (gen === this.gen && !this.finished) {
+      const rid = indexes.map((i) => b.rid[i]!);
+      let frames: Buffer[];
+      try {
+        frames = encodeOutcomes(rid, outcomes, effects);
+      } catch (err) {
+        // Effects MessagePack cannot encode (a session value that is a function, say).
+        this.logger.warn({ err: (err as Error).message }, 'worker: handler effects could not be encoded; answering without them');
+        frames = encodeOutcomes(rid, outcomes, null);
+      }
+      this.send(frames);
+    }
+    this.maybeFinish();
   }
 
   private answer(b: DecodedBatch, r: PoolResult, gen: number): void {
