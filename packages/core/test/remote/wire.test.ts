@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pack, unpack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decode, encodeBatch, encodeReady, encodeResult, errorBodyAt, Msg, WireError } from '../../src/dispatch/remote/wire.js';
+import { decode, encodeBatch, encodeOutcomes, encodeReady, encodeResult, errorBodyAt, Msg, WireError } from '../../src/dispatch/remote/wire.js';
 
 const doc = readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../docs/worker-protocol.md'), 'utf8');
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex').match(/../g)!.join(' ');
@@ -63,6 +63,29 @@ describe('worker protocol encoding', () => {
     expect(r.body.effects).toEqual([{ k: 'push', to: 7, c: 0x19, b: Buffer.from('p') }, { k: 'set', to: 7, key: 'a', v: [1] }]);
 
     expect(decode(encodeReady({ capacity: 3, pid: 9, name: 'n', threads: 0 }))).toEqual({ type: Msg.Ready, body: { capacity: 3, pid: 9, name: 'n', threads: 0 } });
+  });
+
+  it('encodes outcomes in hand, and an error whose data cannot be encoded keeps its status and message', () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const r = decode(
+      encodeOutcomes(
+        [9, 10, 11],
+        [
+          { status: 0, payload: Buffer.from('fine') },
+          { status: 150, error: { code: 150, message: 'no', data: circular } },
+          { status: 0, payload: Buffer.alloc(0) },
+        ],
+        [{ k: 'clear', to: 3 }],
+      ),
+    );
+    if (r.type !== Msg.Result) throw new Error('not a RESULT');
+    expect([...r.body.rid]).toEqual([9, 10, 11]);
+    expect([...r.body.status]).toEqual([0, 150, 0]);
+    expect(r.body.payload.subarray(r.body.offsets[0], r.body.offsets[1]).toString()).toBe('fine');
+    expect(errorBodyAt(r.body, 1)).toEqual({ code: 150, message: 'no' });
+    expect(r.body.offsets[3]! - r.body.offsets[2]!).toBe(0);
+    expect(r.body.effects).toEqual([{ k: 'clear', to: 3 }]);
   });
 
   const h = (type: number, version = 1) => Buffer.from([0x44, 0x57, version, type]);
