@@ -12,6 +12,12 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "conditions": [
         ["OS=='linux'", { "sources": ["src/native/poller-epoll.cc"] }],
+        ["OS=='win'", {
+          "sources": ["src/native/poller-iocp.cc"],
+          "libraries": ["ws2_32.lib"],
+          "defines": ["WIN32_LEAN_AND_MEAN", "NOMINMAX"],
+          "msvs_settings": { "VCCLCompilerTool": { "ExceptionHandling": 1, "AdditionalOptions": ["/std:c++17"] } }
+        }],
         ["OS=='mac'", {
           "xcode_settings": { "CLANG_CXX_LANGUAGE_STANDARD": "c++17", "GCC_ENABLE_CPP_EXCEPTIONS": "YES" }
         }]

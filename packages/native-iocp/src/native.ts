@@ -43,6 +43,11 @@ export declare class NativeServer {
    * `len` bytes padded to 4). Copied into send blocks before return.
    */
   submit(ops: Uint8Array, length: number): void;
+  /**
+   * Refuse new connections at once (before returning); an OP_STOP_ACCEPT or OP_SHUTDOWN must
+   * follow, with which the IO thread closes the listening socket.
+   */
+  stopAccepting(): void;
   /** Stop the IO thread (at once, unless a shutdown op already ended it) and free everything. */
   dispose(): void;
 }

@@ -351,6 +351,8 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
 
   stopAccepting(): Promise<void> {
     if (this.server === null || this.shutdownPromise) return Promise.resolve();
+    // Refused from now on, as with node:net's server.close(); the IO thread closes the socket.
+    this.server.stopAccepting();
     return this.request(this.k.OP_STOP_ACCEPT);
   }
 
@@ -368,6 +370,7 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
     }
     // Every connection is flushed and closed (a peer that does not read is cut after
     // CLOSE_GRACE_MS); their onClose events arrive before DONE.
+    this.server.stopAccepting();
     this.shutdownPromise = this.request(this.k.OP_SHUTDOWN).then(() => {
       this.last = this.stats();
       this.server!.dispose();

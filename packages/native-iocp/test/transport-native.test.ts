@@ -219,6 +219,19 @@ describe('native transport', () => {
     expect(t.send(rec.opened[0]!, Flags.PUSH, 4, 0, 0, Buffer.alloc(1))).toBe(false);
   });
 
+  it('stopAccepting() refuses new connections at once (before its promise settles); open ones keep working', async () => {
+    const { t, rec, port, peer } = await start();
+    const p = await peer();
+    // Accepted by the server (a connection still in the kernel's backlog is refused with the listener).
+    await eventually(() => rec.opened.length === 1, 2000, 'open');
+    const stopped = t.stopAccepting();
+    await expect(RawPeer.connect(port)).rejects.toThrow(/ECONNREFUSED/);
+    await stopped;
+    p.request(1, 5, 'still served');
+    const [f] = await p.waitFrames(1);
+    expect(f!.payload.toString()).toBe('still served');
+  });
+
   it('a port in use: DIOCP_ERR_NATIVE_LISTEN with errno and syscall; with core hooks, DIOCP_ERR_TRANSPORT_LISTEN', async () => {
     const { port } = await start();
     const again = createTransport({ ...base, port });
@@ -240,6 +253,8 @@ describe('native transport', () => {
     const p = await peer();
     p.request(1, 1, 'x');
     await p.waitFrames(1);
+    // The IO thread counts a write when sendmsg returns, which may be after the peer has read it.
+    await eventually(() => t.stats().bytesOut === 17, 2000, 'bytesOut');
     const s = t.stats();
     expect(s.accepted).toBe(1);
     expect(s.connections).toBe(1);

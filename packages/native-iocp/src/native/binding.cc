@@ -42,6 +42,7 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
     return DefineClass(env, "NativeServer",
                        {
                            InstanceMethod<&NativeServer::Submit>("submit"),
+                           InstanceMethod<&NativeServer::StopAccepting>("stopAccepting"),
                            InstanceMethod<&NativeServer::Dispose>("dispose"),
                            InstanceAccessor<&NativeServer::Port>("port"),
                            InstanceAccessor<&NativeServer::Records>("records"),
@@ -148,6 +149,11 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
     size_t len = info[1].As<Napi::Number>().Uint32Value();
     if (len > ops.ByteLength()) len = ops.ByteLength();
     engine_->submit(ops.Data(), len);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value StopAccepting(const Napi::CallbackInfo& info) {
+    if (engine_ != nullptr) engine_->stopAcceptingNow();
     return info.Env().Undefined();
   }
 

@@ -2,20 +2,8 @@
 // batches (coalesced writev per connection), idle and close deadlines. See engine.h.
 #include "engine.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
-#include <sched.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -121,7 +109,7 @@ struct OutBatch {
 };
 
 struct Connection {
-  int fd;
+  SocketHandle fd;
   uint32_t slot;
   uint32_t gen;
   FrameDecoder decoder;
@@ -140,7 +128,7 @@ struct Connection {
   bool protoFailed = false;
   DecodeError perr{};
 
-  Connection(int fd_, uint32_t slot_, uint32_t gen_, uint32_t maxFrame, uint64_t now)
+  Connection(SocketHandle fd_, uint32_t slot_, uint32_t gen_, uint32_t maxFrame, uint64_t now)
       : fd(fd_), slot(slot_), gen(gen_), decoder(maxFrame, kServerForbidden), lastRead(now) {}
 
   bool queueEmpty() const { return qHead == qEnd; }
@@ -194,13 +182,6 @@ uint32_t readLE(const uint8_t* p) {
   return v;
 }
 
-void raiseNoFileLimit() {
-  rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
 }  // namespace
 
 // ---- owner thread ----
@@ -226,7 +207,7 @@ int Engine::start(const char** syscall) {
     *syscall = "epoll_create1";
     return poller_.status();
   }
-  raiseNoFileLimit();
+  raiseDescriptorLimit();
   sockaddr_storage ss{};
   socklen_t sslen = 0;
   auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
@@ -254,26 +235,22 @@ int Engine::start(const char** syscall) {
     if (ss.ss_family == AF_INET) a4->sin_port = htons(opt_.port);
     else a6->sin6_port = htons(opt_.port);
   }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
+  SocketHandle fd = sockSocket(ss.ss_family);
+  if (fd == kNoSocket) {
     *syscall = "socket";
-    return -errno;
+    return -sockLastError();
   }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (ss.ss_family == AF_INET6) {
-    int zero = 0;  // "::" takes IPv4 too, as node does
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-  }
+  sockSetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  if (ss.ss_family == AF_INET6) sockSetInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);  // "::" takes IPv4 too, as node does
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sslen) < 0) {
-    int e = errno;
-    close(fd);
+    int e = sockLastError();
+    sockClose(fd);
     *syscall = "bind";
     return -e;
   }
   if (listen(fd, opt_.backlog) < 0) {
-    int e = errno;
-    close(fd);
+    int e = sockLastError();
+    sockClose(fd);
     *syscall = "listen";
     return -e;
   }
@@ -284,11 +261,12 @@ int Engine::start(const char** syscall) {
                                                  : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
   int rc = poller_.add(fd, &listenTag, kPollIn);
   if (rc < 0) {
-    close(fd);
+    sockClose(fd);
     *syscall = "epoll_ctl";
     return rc;
   }
   listenFd_ = fd;
+  listenShared_.store(fd);
   nextHousekeeping_ = nowMs() + housekeepingEvery_;
   running_.store(true, std::memory_order_release);
   thread_ = std::thread(&Engine::run, this);
@@ -334,8 +312,13 @@ void Engine::submit(const uint8_t* ops, size_t len) {
     op.segEnd = static_cast<uint32_t>(b->segs.size());
     b->ops.push_back(op);
   }
-  while (!inbox_.tryPush(b)) sched_yield();  // 4096 batches behind: let the IO thread catch up
+  while (!inbox_.tryPush(b)) std::this_thread::yield();  // 4096 batches behind: let the IO thread catch up
   if (!ioWake_.exchange(true)) poller_.wake();
+}
+
+void Engine::stopAcceptingNow() {
+  SocketHandle s = listenShared_.exchange(kNoSocket);
+  if (s != kNoSocket) sockStopListening(s);
 }
 
 void Engine::release(uint32_t newTail) {
@@ -370,11 +353,17 @@ Engine::~Engine() {
   }
   for (Connection* c : slots_) {
     if (c == nullptr) continue;
-    if (c->fd >= 0) close(c->fd);
+    if (c->fd != kNoSocket) {
+      poller_.release(c->fd);
+      sockClose(c->fd);
+    }
     c->dropQueue();
     delete c;
   }
-  if (listenFd_ >= 0) close(listenFd_);
+  if (listenFd_ != kNoSocket) {
+    poller_.release(listenFd_);
+    sockClose(listenFd_);
+  }
   OutBatch* b;
   while (inbox_.tryPop(b)) {
     for (Seg& s : b->segs) s.chunk->unref();
@@ -393,15 +382,11 @@ Engine::~Engine() {
 // ---- IO thread ----
 
 uint64_t Engine::nowMs() const {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
 
 void Engine::run() {
-#ifdef __linux__
-  pthread_setname_np(pthread_self(), "diocp-io");
-#endif
+  nameThisThread("diocp-io");
   PollEvent evs[256];
   while (!abort_.load(std::memory_order_relaxed) && !(stopLoop_ && overflow_.empty())) {
     uint64_t now = nowMs();
@@ -417,14 +402,14 @@ void Engine::run() {
         continue;
       }
       auto* c = static_cast<Connection*>(evs[i].tag);
-      if (c->fd < 0) continue;  // closed earlier in this turn
+      if (c->fd == kNoSocket) continue;  // closed earlier in this turn
       if (evs[i].bits & kPollOut) onWritable(c);
-      if (c->fd >= 0 && (evs[i].bits & (kPollIn | kPollErr))) onReadable(c, evs[i].bits);
+      if (c->fd != kNoSocket && (evs[i].bits & (kPollIn | kPollErr))) onReadable(c, evs[i].bits);
     }
     for (size_t i = 0; i < dirty_.size(); i++) {
       Connection* c = dirty_[i];
       c->dirty = false;
-      if (c->fd >= 0) flush(c);
+      if (c->fd != kNoSocket) flush(c);
     }
     dirty_.clear();
     now = nowMs();
@@ -451,10 +436,18 @@ void Engine::onAccept() {
   for (int i = 0; i < 64; i++) {
     sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    int fd = accept4(listenFd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+    SocketHandle fd = sockAccept(listenFd_, &ss, &len);
+    if (fd == kNoSocket) {
+      int e = sockLastError();
+      if (e == EINTR || e == ECONNABORTED) continue;
+      if (e == EINVAL) {
+        // stopAcceptingNow() took the socket out of LISTEN; its op follows and closes it.
+        poller_.remove(listenFd_);
+        listenPaused_ = true;
+        listenResumeAt_ = UINT64_MAX;
+        return;
+      }
+      if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
         // Out of descriptors: stop polling the listener for a moment instead of spinning on it.
         count(kCntAcceptErrors);
         poller_.remove(listenFd_);
@@ -465,11 +458,10 @@ void Engine::onAccept() {
     }
     if (shuttingDown_ || liveConnections_ >= opt_.maxConnections) {
       count(kCntRejected);
-      close(fd);
+      sockClose(fd);
       continue;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockSetInt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     uint32_t slot;
     if (freeHead_ < freeSlots_.size()) {
       slot = freeSlots_[freeHead_++];
@@ -572,7 +564,7 @@ void Engine::onReadable(Connection* c, uint32_t bits) {
     // Not reading, yet woken: the peer hung up or the socket failed. Find out by writing
     // what is left, else the connection is over.
     if (!c->queueEmpty()) flush(c);
-    if (c->fd >= 0 && c->queueEmpty()) abort(c, c->hasReason ? c->reason : kClosePeer);
+    if (c->fd != kNoSocket && c->queueEmpty()) abort(c, c->hasReason ? c->reason : kClosePeer);
     return;
   }
   if (!overflow_.empty() || !ringHasRoom(kReadSize / kHeaderSize + 8)) {
@@ -585,9 +577,10 @@ void Engine::onReadable(Connection* c, uint32_t bits) {
     return;
   }
   if (arena_ == nullptr || arena_->size - arenaUsed_ < kReadSize) newArena();
-  ssize_t n = read(c->fd, arena_->data + arenaUsed_, kReadSize);
+  long n = sockRecv(c->fd, arena_->data + arenaUsed_, kReadSize);
   if (n < 0) {
-    if (errno == EAGAIN || errno == EINTR) return;
+    int e = sockLastError();
+    if (e == EAGAIN || e == EINTR) return;
     abort(c, kCloseError);
     return;
   }
@@ -626,19 +619,14 @@ void Engine::onWritable(Connection* c) { flush(c); }
 
 void Engine::flush(Connection* c) {
   while (!c->queueEmpty()) {
-    iovec iov[64];
+    IoBuf iov[64];
     int k = 0;
-    for (uint32_t i = c->qHead; i < c->qEnd && k < 64; i++, k++) {
-      iov[k].iov_base = const_cast<uint8_t*>(c->q[i].p);
-      iov[k].iov_len = c->q[i].len;
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = k;
-    ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    for (uint32_t i = c->qHead; i < c->qEnd && k < 64; i++, k++) setIoBuf(iov[k], c->q[i].p, c->q[i].len);
+    long n = sockSendv(c->fd, iov, k);
     count(kCntWrites);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) break;
+      int e = sockLastError();
+      if (e == EAGAIN || e == EINTR) break;
       abort(c, c->closing && c->hasReason ? c->reason : kCloseError);
       return;
     }
@@ -659,7 +647,7 @@ void Engine::flush(Connection* c) {
       }
     }
     size_t offered = 0;
-    for (int i = 0; i < k; i++) offered += iov[i].iov_len;
+    for (int i = 0; i < k; i++) offered += ioBufLen(iov[i]);
     if (static_cast<size_t>(n) < offered) break;  // the socket buffer is full: wait for POLLOUT
   }
   if (c->queueEmpty()) {
@@ -675,7 +663,7 @@ void Engine::flush(Connection* c) {
 }
 
 void Engine::updateInterest(Connection* c) {
-  if (c->fd < 0) return;
+  if (c->fd == kNoSocket) return;
   bool reading = !c->closing && !c->protoFailed && !readingPaused_ && !c->throttled;
   uint32_t want = (reading ? static_cast<uint32_t>(kPollIn) : 0u) | (c->queueEmpty() ? 0u : static_cast<uint32_t>(kPollOut));
   if (c->registered && want == c->interest) return;
@@ -689,7 +677,7 @@ void Engine::updateInterest(Connection* c) {
 }
 
 void Engine::beginClose(Connection* c, CloseReason reason) {
-  if (c->fd < 0) return;
+  if (c->fd == kNoSocket) return;
   if (!c->hasReason) {
     c->reason = reason;
     c->hasReason = true;
@@ -710,7 +698,7 @@ void Engine::beginClose(Connection* c, CloseReason reason) {
 }
 
 void Engine::abort(Connection* c, CloseReason reason) {
-  if (c->fd < 0) return;
+  if (c->fd == kNoSocket) return;
   if (!c->hasReason || reason == kCloseSlow || reason == kCloseIdle) {
     c->reason = reason;
     c->hasReason = true;
@@ -720,13 +708,14 @@ void Engine::abort(Connection* c, CloseReason reason) {
 }
 
 void Engine::finishClose(Connection* c) {
-  if (c->fd < 0) return;
+  if (c->fd == kNoSocket) return;
   if (!c->queueEmpty()) uncount(kCntQueuedBytes, c->dropQueue());
   // Our last bytes are in the kernel: send FIN after them, then release the descriptor
   // (closing the fd also takes it out of the epoll set).
-  shutdown(c->fd, SHUT_WR);
-  close(c->fd);
-  c->fd = -1;
+  sockShutdownWrite(c->fd);
+  poller_.release(c->fd);
+  sockClose(c->fd);
+  c->fd = kNoSocket;
   c->decoder.reset();
   free(c->q);
   c->q = nullptr;
@@ -759,17 +748,18 @@ void Engine::finishShutdown() {
 }
 
 void Engine::stopListening() {
-  if (listenFd_ < 0) return;
+  if (listenFd_ == kNoSocket) return;
   if (!listenPaused_) poller_.remove(listenFd_);
-  close(listenFd_);
-  listenFd_ = -1;
+  poller_.release(listenFd_);
+  sockClose(listenFd_);
+  listenFd_ = kNoSocket;
   listenPaused_ = false;
 }
 
 Connection* Engine::lookup(uint32_t slot, uint32_t gen) {
   if (slot >= slots_.size()) return nullptr;
   Connection* c = slots_[slot];
-  return c != nullptr && c->gen == gen && c->fd >= 0 ? c : nullptr;
+  return c != nullptr && c->gen == gen && c->fd != kNoSocket ? c : nullptr;
 }
 
 void Engine::drainOps() {
@@ -863,11 +853,11 @@ void Engine::applyBatch(OutBatch* b) {
 }
 
 void Engine::housekeeping(uint64_t now) {
-  if (listenPaused_ && listenFd_ >= 0 && now >= listenResumeAt_) {
+  if (listenPaused_ && listenFd_ != kNoSocket && now >= listenResumeAt_) {
     if (poller_.add(listenFd_, &listenTag, kPollIn) == 0) listenPaused_ = false;
   }
   for (Connection* c : slots_) {
-    if (c == nullptr || c->fd < 0) continue;
+    if (c == nullptr || c->fd == kNoSocket) continue;
     if (c->closing) {
       // A peer that never takes its last bytes must not hold the close (or shutdown) up.
       if (now >= c->closeDeadline) abort(c, c->reason);

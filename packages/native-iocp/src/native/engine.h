@@ -56,6 +56,7 @@
 
 #include "decoder.h"
 #include "poller.h"
+#include "socket-ops.h"
 #include "spsc-ring.h"
 
 namespace diocp {
@@ -163,6 +164,12 @@ class Engine {
   uint16_t port() const { return boundPort_; }
 
   void submit(const uint8_t* ops, size_t len);
+  /**
+   * Refuse new connections now, from the owner thread (a kOpStopAccept or kOpShutdown must
+   * follow: the IO thread then closes the socket). Makes stopAccepting() take effect before it
+   * returns, as node:net's server.close() does.
+   */
+  void stopAcceptingNow();
 
   void clearWake() { jsWake_.store(false, std::memory_order_seq_cst); }
   uint32_t head() const { return head_.load(std::memory_order_acquire); }
@@ -216,7 +223,9 @@ class Engine {
   WakeFn wake_;
   void* wakeArg_;
   Poller poller_;
-  int listenFd_ = -1;
+  SocketHandle listenFd_ = kNoSocket;
+  /** The listener as the owner thread sees it, for stopAcceptingNow() (once). */
+  std::atomic<SocketHandle> listenShared_{kNoSocket};
   bool listenPaused_ = false;
   uint64_t listenResumeAt_ = 0;
   uint16_t boundPort_ = 0;

@@ -41,21 +41,21 @@ Poller::~Poller() {
   if (fd_ >= 0) close(fd_);
 }
 
-int Poller::add(int fd, void* tag, uint32_t bits) {
+int Poller::add(SocketHandle fd, void* tag, uint32_t bits) {
   epoll_event ev{};
   ev.events = toEpoll(bits);
   ev.data.ptr = tag;
   return epoll_ctl(fd_, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-int Poller::modify(int fd, void* tag, uint32_t bits) {
+int Poller::modify(SocketHandle fd, void* tag, uint32_t bits) {
   epoll_event ev{};
   ev.events = toEpoll(bits);
   ev.data.ptr = tag;
   return epoll_ctl(fd_, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
-int Poller::remove(int fd) {
+int Poller::remove(SocketHandle fd) {
   epoll_event ev{};
   return epoll_ctl(fd_, EPOLL_CTL_DEL, fd, &ev) < 0 ? -errno : 0;
 }
@@ -83,6 +83,8 @@ int Poller::wait(PollEvent* out, int max, int timeoutMs) {
   }
   return k;
 }
+
+void Poller::release(SocketHandle) {}
 
 void Poller::wake() {
   uint64_t one = 1;

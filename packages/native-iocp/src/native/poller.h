@@ -1,12 +1,16 @@
-// poller.h — the event-loop backend of the engine: readiness of sockets plus a cross-thread
-// wake-up. One implementation per platform, chosen at build time (binding.gyp):
-//   poller-epoll.cc   Linux, level-triggered epoll + an eventfd for wake()
-// The engine only sees this class, so a kqueue backend (macOS/BSD) drops in as one more file.
-// Windows' IOCP is completion-based, not readiness-based: see docs/transports.md
-// ("Platforms") for how it maps onto the engine and what is not written yet.
+// poller.h — the event-loop backend of the engine: level-triggered readiness of sockets plus a
+// cross-thread wake-up. One implementation per platform, chosen at build time (binding.gyp):
+//   poller-epoll.cc   Linux: epoll + an eventfd for wake() (built and tested)
+//   poller-iocp.cc    Windows: an I/O completion port, readiness through AFD poll requests
+//                     (as libuv and wepoll do), wake() by a posted completion (written against
+//                     this interface, not built here)
+// The engine only sees this class and socket-ops.h, so a kqueue backend (macOS/BSD) drops in
+// as one more file.
 #pragma once
 
 #include <cstdint>
+
+#include "socket-ops.h"
 
 namespace diocp {
 
@@ -30,9 +34,14 @@ class Poller {
   Poller& operator=(const Poller&) = delete;
 
   /** 0 or -errno. `bits` is a mask of kPollIn/kPollOut (errors are always reported). */
-  int add(int fd, void* tag, uint32_t bits);
-  int modify(int fd, void* tag, uint32_t bits);
-  int remove(int fd);
+  int add(SocketHandle s, void* tag, uint32_t bits);
+  int modify(SocketHandle s, void* tag, uint32_t bits);
+  int remove(SocketHandle s);
+  /**
+   * The socket is about to be closed: forget it. epoll needs nothing (closing the descriptor
+   * drops it from the set); IOCP cancels the socket's outstanding poll request.
+   */
+  void release(SocketHandle s);
   /** Wait up to timeoutMs (-1: forever). Returns the number of events, a wake-up is not one. */
   int wait(PollEvent* out, int max, int timeoutMs);
   /** Wake a wait() from any thread. */
@@ -41,9 +50,14 @@ class Poller {
   int status() const { return status_; }
 
  private:
+  int status_ = 0;
+#ifdef _WIN32
+  struct Impl;
+  Impl* impl_ = nullptr;
+#else
   int fd_ = -1;
   int wakeFd_ = -1;
-  int status_ = 0;
+#endif
 };
 
 }  // namespace diocp
