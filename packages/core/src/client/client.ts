@@ -300,9 +300,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private write(frame: Buffer): DiocpError | null {
     if (this.ended || this.closedByUser) return diocpError('DIOCP_ERR_CLIENT_CLOSED', this.closedByUser ? 'closed by the client' : 'gave up reconnecting');
     if (!this.connected) {
-      // A socket already destroyed but whose 'close' event has not run yet counts as gone
-      // (`connected` says false): with reconnect on, the frame waits for the next connection.
-      if (this.opts.reconnect === null || (this.socket !== null && !this.socket.destroyed)) return diocpError('DIOCP_ERR_CLIENT_CLOSED', 'not connected');
+      if (this.opts.reconnect === null || this.socket !== null) return diocpError('DIOCP_ERR_CLIENT_CLOSED', 'not connected');
       if (this.queued.length >= this.opts.maxQueued) return diocpError('DIOCP_ERR_CLIENT_QUEUE_FULL', this.opts.maxQueued);
       this.queued.push(frame);
       return null;

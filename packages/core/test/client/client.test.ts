@@ -142,9 +142,12 @@ describe('client', () => {
     const s = await boot(port);
     const c = await connect({ port, reconnect: { initialDelayMs: 1000 }, maxQueued: 2 });
     try {
+      // The 'disconnect' event, not `connected`: the socket is destroyed (connected false) a
+      // moment before the client has processed its close and starts queueing for the reconnect.
+      const disconnected = new Promise((resolve) => c.once('disconnect', resolve));
       await s.close();
       servers.length = 0;
-      await eventually(() => !c.connected, 2000, 'disconnect');
+      await disconnected;
       const a = c.request(0x01, 'a', { timeoutMs: 100 });
       const b = c.request(0x01, 'b', { timeoutMs: 100 });
       expect(await codeOf(c.request(0x01, 'c'))).toBe('DIOCP_ERR_CLIENT_QUEUE_FULL');

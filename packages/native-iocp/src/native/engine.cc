@@ -622,8 +622,9 @@ void Engine::flush(Connection* c) {
     IoBuf iov[64];
     int k = 0;
     for (uint32_t i = c->qHead; i < c->qEnd && k < 64; i++, k++) setIoBuf(iov[k], c->q[i].p, c->q[i].len);
-    long n = sockSendv(c->fd, iov, k);
+    // Counted before the call: a peer may read the bytes before sendmsg returns here.
     count(kCntWrites);
+    long n = sockSendv(c->fd, iov, k);
     if (n < 0) {
       int e = sockLastError();
       if (e == EAGAIN || e == EINTR) break;
