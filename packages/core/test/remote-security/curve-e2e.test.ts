@@ -17,6 +17,7 @@ const tempDir = useTempDirs('diocp-curve-e2e-');
 class WorkerProcess {
   readonly child: ChildProcess;
   readonly lines: LogLine[] = [];
+  stdout = '';
   stderr = '';
   readonly exited: Promise<void>;
   constructor(args: string[], cwd: string, env: Record<string, string> = {}) {
@@ -27,6 +28,7 @@ class WorkerProcess {
     this.child = spawn(process.execPath, [bin, 'worker', ...args], { cwd, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let partial = '';
     this.child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+      this.stdout += text;
       partial += text;
       let nl: number;
       while ((nl = partial.indexOf('\n')) >= 0) {
@@ -57,6 +59,18 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// Worker processes start slowly when the whole suite loads both cores: generous waits, and
+// the worker's own output in the failure message.
+const WAIT_MS = 25_000;
+
+async function waitForGatewayLine(server: ServerProcess, worker: WorkerProcess, pred: (l: LogLine) => boolean): Promise<LogLine> {
+  try {
+    return await server.waitForLine(pred, WAIT_MS);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\nworker running: ${worker.running}\nworker stdout:\n${worker.stdout}\nworker stderr:\n${worker.stderr}`);
+  }
+}
+
 async function echoOk(port: number, n: number): Promise<void> {
   const client = await connect({ host: '127.0.0.1', port, timeoutMs: 10_000 });
   try {
@@ -68,7 +82,7 @@ async function echoOk(port: number, n: number): Promise<void> {
 }
 
 describe('CURVE end to end (diocp start + diocp worker processes)', () => {
-  it('an allowed worker serves; a stranger is refused and logged once; the gateway keeps serving', async () => {
+  it('an allowed worker serves; a stranger is refused and logged once; the gateway keeps serving', { timeout: 60_000 }, async () => {
     const gw = generateKeyPair();
     const allowed = generateKeyPair();
     const stranger = generateKeyPair();
@@ -95,7 +109,7 @@ describe('CURVE end to end (diocp start + diocp worker processes)', () => {
       DIOCP_CURVE_SECRET_KEY: allowed.secretKey,
     });
     processes.push(good);
-    await server.waitForLine((l) => l.worker === 'allowed' && String(l.msg).includes('worker ready'));
+    await waitForGatewayLine(server, good, (l) => l.worker === 'allowed' && String(l.msg).includes('worker ready'));
     await echoOk(port, 20);
 
     // The stranger knows the gateway's public key, but its own key is not on the allow list.
@@ -105,7 +119,7 @@ describe('CURVE end to end (diocp start + diocp worker processes)', () => {
       dir,
     );
     processes.push(bad);
-    const refusal = await server.waitForLine((l) => l.publicKey === stranger.publicKey);
+    const refusal = await waitForGatewayLine(server, bad, (l) => l.publicKey === stranger.publicKey);
     expect(refusal.level).toBe(40);
     expect(refusal.msg).toContain('not on the allow list');
     expect(refusal.address).toBe('127.0.0.1');
@@ -122,7 +136,7 @@ describe('CURVE end to end (diocp start + diocp worker processes)', () => {
     expect(server.running).toBe(true);
   });
 
-  it('without the allowed worker nothing is served: a stranger alone gets no request (UNAVAILABLE)', async () => {
+  it('without the allowed worker nothing is served: a stranger alone gets no request (UNAVAILABLE)', { timeout: 60_000 }, async () => {
     const gw = generateKeyPair();
     const stranger = generateKeyPair();
     const dir = await tempDir({
@@ -142,7 +156,7 @@ describe('CURVE end to end (diocp start + diocp worker processes)', () => {
       dir,
     );
     processes.push(bad);
-    await server.waitForLine((l) => l.publicKey === stranger.publicKey);
+    await waitForGatewayLine(server, bad, (l) => l.publicKey === stranger.publicKey);
     const client = await connect({ host: '127.0.0.1', port: listening.port as number, timeoutMs: 10_000 });
     try {
       await expect(client.request(0x01, Buffer.from('anyone?'))).rejects.toMatchObject({ status: 5, statusName: 'UNAVAILABLE' });

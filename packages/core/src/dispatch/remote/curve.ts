@@ -34,10 +34,17 @@ export interface KeyPair {
   secretKey: string;
 }
 
-/** A fresh CURVE key pair (Z85), from libzmq's `zmq_curve_keypair`. */
+/**
+ * A fresh CURVE key pair (Z85), from libzmq's `zmq_curve_keypair`. Pairs in which a key
+ * starts with "-" are drawn again: `diocp worker --secret-key -abc…` would read the key as an
+ * option (Node's parseArgs), so such keys only work in the `--secret-key=-abc…` form. Skipping
+ * them costs about 0.02 bits of the secret key's 256.
+ */
 export function generateKeyPair(): KeyPair {
-  const { publicKey, secretKey } = curveKeyPair();
-  return { publicKey, secretKey };
+  for (;;) {
+    const { publicKey, secretKey } = curveKeyPair();
+    if (publicKey[0] !== '-' && secretKey[0] !== '-') return { publicKey, secretKey };
+  }
 }
 
 // --- Z85 (ZeroMQ RFC 32) ---
