@@ -294,7 +294,9 @@ describe('clear()', () => {
     // Warm the thread first: a job handed to a thread that is still starting has not started,
     // and clear() would rightly cancel it too.
     await pool.post(sleep, 1, {}).result;
-    const busy = pool.post(sleep, 150, {});
+    // Long enough that the thread is still busy when the jobs below are posted, even on a
+    // loaded machine (a free thread would take them at once instead of queueing them).
+    const busy = pool.post(sleep, 1500, {});
     await until(() => busy.state === 'running', 3000, 'the sleep job to start');
     await wait(20);
     const queued = [pool.post(add, { a: 1, b: 1 }), pool.post(add, { a: 2, b: 2 }), pool.post(add, { a: 3, b: 3 })];
@@ -313,8 +315,8 @@ describe('clear()', () => {
     expect(pool.stats().pool.scheduled).toBe(0);
     expect(pool.stats().pool.queued).toBe(0);
     // The running job is not cleared.
-    expect(await busy.result).toBe(150);
-    await wait(1200); // past the next second boundary of the cleared plan
+    // It ends past the next second boundary, when the cleared plan would have fired.
+    expect(await busy.result).toBe(1500);
     expect(of('add')).toHaveLength(0);
     expect(pool.clear()).toBe(0);
   });
