@@ -778,8 +778,11 @@ describe('fairness', () => {
     }
     await Promise.all(all);
     const lag = Math.max(...order.map((id, pos) => Math.abs(pos - id)));
-    // Two threads finish neighbours out of order; a starved job would lag by dozens.
-    expect(lag).toBeLessThanOrEqual(8);
+    // Two threads finish neighbours out of order, and on a loaded machine (CI, other
+    // processes taking a core) a thread can fall a few batches behind: lags up to ~30 were
+    // seen. A starved job — the bug this guards against — waits behind nearly all of the
+    // 120, so its lag is near 100.
+    expect(lag).toBeLessThanOrEqual(50);
   });
 });
 
