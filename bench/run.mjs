@@ -13,14 +13,17 @@
 //         inline against local-pool
 //   idle  15,000 idle connections (bench/idle-conns.c): server RSS growth per connection,
 //         native and node:net transports (example server, inline), C epoll for reference
+//   remote bench/remote.mjs in its own process: remote dispatch (two `diocp worker` processes)
+//         against inline, echo 100 x 16, and the failover pause of a kill -9 (not pinned:
+//         the gateway and the workers share the cores; BENCH_SKIP_REMOTE=1 skips it)
 //   jobs  bench/jobs.mjs in its own process (BENCH_SKIP_JOBS=1 skips it)
 // Pinning: with taskset (util-linux) and 2+ cores, loadgen / idle-conns run on core 0 and the
-// server under test on core 1, in every part but jobs (--no-pin: no pinning).
+// server under test on core 1, in every part but remote and jobs (--no-pin: no pinning).
 // Options:
 //   --quick            1 s measurement per run (500 ms warmup)
 //   --repeat N         N runs per server and scenario, order alternated
 //   --pick best|median which run to report per server (default best)
-//   --part NAME        echo, pool, ping, idle or jobs: only this part; may be repeated (default: all)
+//   --part NAME        echo, pool, ping, idle, remote or jobs: only this part; may be repeated (default: all)
 //   --threads LIST     handler threads for local-pool, comma-separated (default 1,2: a row each)
 //   --scenario NAME    echo part: only this scenario (100x16 or 100x1); may be repeated
 //   --only LIST        echo part: only these servers, comma-separated, of
@@ -78,7 +81,7 @@ const PING_SCENARIO = {
     '--ping-interval-us', String(PING_INTERVAL_US),
   ],
 };
-const PARTS = ['echo', 'pool', 'ping', 'idle', 'jobs'];
+const PARTS = ['echo', 'pool', 'ping', 'idle', 'remote', 'jobs'];
 const ECHO_KINDS = ['baseline', 'framework', 'native', 'cepoll'];
 const NATIVE_TARGET_RATIO = 1.5; // native ÷ baseline, echo
 const IDLE_KINDS = ['idle-net', 'idle-native', 'idle-cepoll'];
@@ -1058,7 +1061,7 @@ async function main() {
       `measure ${opts.durationMs} ms, repeat ${opts.repeat}, report ${opts.pick}; local-pool threads ${opts.threads.join(', ')}; ` +
       `load average (1 min) ${load0.toFixed(2)}`,
   );
-  console.log(`bench: ${pinning.why}${has('jobs') ? ' (the jobs part is not pinned)' : ''}`);
+  console.log(`bench: ${pinning.why}${notPinnedNote(has)}`);
 
   const plan = [];
   const alternate = (kinds, r) => (r % 2 === 0 ? kinds : [...kinds].reverse());
@@ -1212,14 +1215,14 @@ async function main() {
   }
   console.log('');
   console.log(`machine: ${machine}`);
-  console.log(`pinning: ${pinning.why}${has('jobs') ? ' (the jobs part is not pinned)' : ''}`);
+  console.log(`pinning: ${pinning.why}${notPinnedNote(has)}`);
   if (has('pool') || has('ping')) console.log(cpuNote);
 
   const md = [
     `### diocp benchmark (${m.date.slice(0, 10)})`,
     '',
     `- machine: ${machine}`,
-    `- pinning: ${pinning.why}${has('jobs') ? ' (the jobs part is not pinned)' : ''}`,
+    `- pinning: ${pinning.why}${notPinnedNote(has)}`,
     ...(has('pool') || has('ping') ? [`- ${cpuNote}`] : []),
     '',
     ...sections.flatMap((s) => [`#### ${s.title}`, '', mdTable(s.cols, s.rows), '', ...s.bullets.map((b) => `- ${b}`), '']),
@@ -1241,13 +1244,53 @@ async function main() {
     process.exitCode = 1;
   }
 
-  // Then the @diocp/jobs benchmark (bench/jobs.mjs), in its own process.
+  // Then remote dispatch (bench/remote.mjs) and @diocp/jobs (bench/jobs.mjs), each in its
+  // own process; their tables go straight to our output.
+  if (has('remote')) await runRemoteBench(opts);
   if (has('jobs')) await runJobsBench(opts, md);
 }
 
-// ---------------------------------------------------------------- @diocp/jobs bench
+// ---------------------------------------------------------------- remote dispatch bench
 
-let liveJobsBench = null;
+// Which of the selected parts run unpinned (in their own process, with their own layout).
+function notPinnedNote(has) {
+  const parts = ['remote', 'jobs'].filter(has);
+  return parts.length ? ` (not pinned: the ${parts.join(' and ')} part${parts.length > 1 ? 's' : ''})` : '';
+}
+
+let liveSubBench = null;
+
+// `node <script> <args>` with its output on ours; resolves 0 or why it failed.
+function runSubBench(script, args) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(benchDir, script), ...args], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+    liveSubBench = child;
+    child.on('error', (e) => resolve(`spawn failed: ${e.message}`));
+    child.on('close', (code, signal) => {
+      liveSubBench = null;
+      resolve(signal ? `signal ${signal}` : code === 0 ? 0 : `exit code ${code}`);
+    });
+  });
+}
+
+// Runs `node bench/remote.mjs [--quick] [--repeat N]`: remote (two workers) against inline in
+// the same run, then the failover pause. Its JSON result is bench/.build/remote.json.
+async function runRemoteBench(opts) {
+  if (process.env.BENCH_SKIP_REMOTE === '1') {
+    console.log('bench: BENCH_SKIP_REMOTE=1: remote-dispatch benchmark skipped');
+    return;
+  }
+  const args = [...(opts.quick ? ['--quick'] : []), ...(opts.repeat > 1 ? ['--repeat', String(opts.repeat)] : [])];
+  console.log('');
+  console.log(`bench: remote dispatch: node bench/remote.mjs ${args.join(' ')}`.trimEnd());
+  const status = await runSubBench('remote.mjs', args);
+  if (status !== 0) {
+    console.error(`bench: bench/remote.mjs failed (${status})`);
+    process.exitCode = 1;
+  }
+}
+
+// ---------------------------------------------------------------- @diocp/jobs bench
 
 // Runs `node bench/jobs.mjs [--quick]` (its progress and table go straight to our output) and
 // appends its table (bench/.build/jobs-last-run.md) to bench/.build/last-run.md.
@@ -1257,20 +1300,12 @@ async function runJobsBench(opts, echoMd) {
     console.log('bench: BENCH_SKIP_JOBS=1: @diocp/jobs benchmark skipped');
     return;
   }
-  const args = [path.join(benchDir, 'jobs.mjs'), ...(opts.quick ? ['--quick'] : [])];
+  const args = opts.quick ? ['--quick'] : [];
   const mdFile = path.join(buildDir, 'jobs-last-run.md');
   fs.rmSync(mdFile, { force: true });
   console.log('');
   console.log(`bench: @diocp/jobs: node bench/jobs.mjs${opts.quick ? ' --quick' : ''}`);
-  const status = await new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
-    liveJobsBench = child;
-    child.on('error', (e) => resolve(`spawn failed: ${e.message}`));
-    child.on('close', (code, signal) => {
-      liveJobsBench = null;
-      resolve(signal ? `signal ${signal}` : code === 0 ? 0 : `exit code ${code}`);
-    });
-  });
+  const status = await runSubBench('jobs.mjs', args);
   if (status !== 0 || !fs.existsSync(mdFile)) {
     console.error(`bench: bench/jobs.mjs failed (${status === 0 ? 'no table written' : status})`);
     process.exitCode = 1;
@@ -1283,7 +1318,7 @@ async function runJobsBench(opts, echoMd) {
 async function cleanupAndExit(code) {
   if (liveLoadgen) liveLoadgen.kill('SIGKILL');
   if (liveIdle) liveIdle.kill('SIGKILL');
-  if (liveJobsBench) liveJobsBench.kill('SIGKILL');
+  if (liveSubBench) liveSubBench.kill('SIGKILL');
   for (const srv of live) {
     const pid = srv.child.pid;
     if (!pid) continue;
