@@ -36,6 +36,10 @@ const REC_CLOSE = 6;
 const REC_DONE = 7;
 const OP_SEND = 1;
 const RECORD_WORDS = 8;
+/** Little-endian host: a frame header is written as four u32 words (byte-swapped) instead of 16 bytes. */
+const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+/** Header word 0 without the flags byte: magic 0xD1 0x0C, version 1, as a little-endian u32. */
+const HEADER_W0 = 0xd1 | (0x0c << 8) | (1 << 16);
 
 /**
  * The payload views handed to JavaScript: real Buffers (Buffer.prototype is in their chain, so
@@ -306,26 +310,36 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
     words[w + 3] = size;
     const out = this.out;
     const h = at + 16;
-    out[h] = 0xd1;
-    out[h + 1] = 0x0c;
-    out[h + 2] = 1;
-    out[h + 3] = flags;
-    out[h + 4] = command >>> 8;
-    out[h + 5] = command;
-    out[h + 6] = status >>> 8;
-    out[h + 7] = status;
-    out[h + 8] = requestId >>> 24;
-    out[h + 9] = requestId >>> 16;
-    out[h + 10] = requestId >>> 8;
-    out[h + 11] = requestId;
-    out[h + 12] = length >>> 24;
-    out[h + 13] = length >>> 16;
-    out[h + 14] = length >>> 8;
-    out[h + 15] = length;
+    if (HOST_LE) {
+      // The header is 4-byte aligned (ops are): four word stores, each big-endian on the wire.
+      words[w + 4] = HEADER_W0 | ((flags & 0xff) << 24);
+      words[w + 5] = ((command >>> 8) & 0xff) | ((command & 0xff) << 8) | ((status >>> 8) & 0xff) << 16 | ((status & 0xff) << 24);
+      words[w + 6] = (requestId >>> 24) | ((requestId >>> 8) & 0xff00) | ((requestId & 0xff00) << 8) | ((requestId & 0xff) << 24);
+      words[w + 7] = (length >>> 24) | ((length >>> 8) & 0xff00) | ((length & 0xff00) << 8) | ((length & 0xff) << 24);
+    } else {
+      out[h] = 0xd1;
+      out[h + 1] = 0x0c;
+      out[h + 2] = 1;
+      out[h + 3] = flags;
+      out[h + 4] = command >>> 8;
+      out[h + 5] = command;
+      out[h + 6] = status >>> 8;
+      out[h + 7] = status;
+      out[h + 8] = requestId >>> 24;
+      out[h + 9] = requestId >>> 16;
+      out[h + 10] = requestId >>> 8;
+      out[h + 11] = requestId;
+      out[h + 12] = length >>> 24;
+      out[h + 13] = length >>> 16;
+      out[h + 14] = length >>> 8;
+      out[h + 15] = length;
+    }
     if (length > 0) {
-      // Buffer.copy takes a range without allocating a view of it.
-      if (Buffer.isBuffer(payload)) payload.copy(out, h + 16, start, end);
-      else out.set(start === 0 && end === payload.length ? payload : payload.subarray(start, end), h + 16);
+      // The whole payload (the usual case): TypedArray.set directly, without Buffer.copy's
+      // argument checks. A range: Buffer.copy takes it without allocating a view of it.
+      if (start === 0 && end === payload.length) out.set(payload, h + 16);
+      else if (Buffer.isBuffer(payload)) payload.copy(out, h + 16, start, end);
+      else out.set(payload.subarray(start, end), h + 16);
     }
     this.outLen = at + 16 + ((size + 3) & ~3);
     this.schedule();

@@ -3,6 +3,7 @@
  * answers itself (once), batching across connections, send blocks, reassembly of big
  * frames, payloads that stay valid, backpressure, listen errors, shutdown, counters.
  */
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nativeHooks } from '../../core/src/transport/select-transport.js';
 import { encodeFrame, Flags } from '../../core/src/index.js';
@@ -313,5 +314,55 @@ describe('native transport', () => {
     for (let i = 0; i < n; i++) if (rec.frames[i]!.frame.requestId !== i + 1) ordered = false;
     expect(ordered).toBe(true);
     expect(t.nativeCounters().throttled).toBeGreaterThan(0);
+  });
+  it('disposed from inside a batch (shutdown settling in the batch that carries a payload): that payload stays valid, its block is not freed under it', async () => {
+    const { t, rec, port, peer } = await start();
+    // A client on its own thread: it sends while this thread is held inside a batch.
+    const worker = new Worker(
+      `const net = require('node:net'); const { parentPort, workerData } = require('node:worker_threads');
+       const s = net.connect(workerData.port, '127.0.0.1', () => parentPort.postMessage('ready'));
+       s.on('error', () => {});
+       parentPort.on('message', () => {
+         const body = Buffer.alloc(1024 * 1024, 0x5a);
+         const h = Buffer.from([0xd1, 0x0c, 1, 0, 0, 1, 0, 0, 0, 0, 0, 7, 0, 0x10, 0, 0]);
+         s.write(Buffer.concat([h, body]));
+       });`,
+      { eval: true, workerData: { port } },
+    );
+    try {
+      await new Promise((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      const p = await peer();
+      let held = false;
+      let shut: Promise<void> | null = null;
+      rec.onFramesHook = () => {
+        if (held) return;
+        held = true;
+        // Hold this thread: the 1 MiB frame (a block of its own) is read and published, then
+        // the shutdown closes both connections: frame, closes and DONE reach JavaScript in the
+        // next batch, whose DONE resolves shutdown() and runs dispose() inside that batch.
+        worker.postMessage('send');
+        const until = Date.now() + 5000;
+        while (t.nativeCounters().frames_in < 2 && Date.now() < until);
+        shut = t.shutdown();
+        while (t.nativeCounters().connections > 0 && Date.now() < until);
+        const settle = Date.now() + 20;
+        while (Date.now() < settle);
+      };
+      p.request(1, 1, Buffer.from('go'));
+      await eventually(() => shut !== null, 5000, 'the batch that shuts down');
+      await shut;
+      const big = rec.frames.find((f) => f.frame.requestId === 7);
+      expect(big).toBeDefined();
+      // Memory churn of the same size: a block freed under the payload would be reused (or unmapped).
+      const churn = Array.from({ length: 16 }, () => Buffer.alloc(1024 * 1024, 0x11));
+      expect(churn.length).toBe(16);
+      expect(big!.frame.payload.length).toBe(1024 * 1024);
+      expect(big!.frame.payload.equals(Buffer.alloc(1024 * 1024, 0x5a))).toBe(true);
+    } finally {
+      await worker.terminate();
+    }
   });
 });

@@ -112,11 +112,18 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   void Drain() {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
+    // The wake flag stays set while we drain: records the IO thread publishes meanwhile are
+    // taken by the next round without another uv_async_send (an eventfd write, an epoll turn
+    // and a callback here for nothing). It is cleared only once the ring looks empty, then the
+    // head is read again, so that no wake-up is lost.
     for (int round = 0; round < 8 && engine_ != nullptr; round++) {
-      engine_->clearWake();
       uint32_t t = engine_->tail();
       uint32_t h = engine_->head();
-      if (t == h) return;
+      if (t == h) {
+        engine_->clearWake();
+        h = engine_->head();
+        if (t == h) return;
+      }
       Napi::Value blocks = env.Undefined();
       Record* rec = engine_->records();
       uint32_t mask = engine_->mask();
@@ -131,16 +138,26 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
           blocks.As<Napi::Array>().Set(nb++, Napi::ArrayBuffer::New(env, b->data, b->size, finalizeBlock, b));
         }
       }
+      // The blocks of [t, h) belong to JavaScript now. If the callback (or a microtask it ran,
+      // e.g. shutdown().then(dispose)) tears the engine down, Teardown hands the slots back
+      // first, so that ~Engine does not drop those blocks a second time.
+      batchHead_ = h;
+      inBatch_ = true;
       onBatch_.MakeCallback(Value(), {Napi::Number::New(env, t), Napi::Number::New(env, h), blocks}, *context_);
+      inBatch_ = false;
       if (engine_ != nullptr) engine_->release(h);
       if (env.IsExceptionPending()) {
         Napi::Error e = env.GetAndClearPendingException();
+        // The wake flag is still set: come back for what is left (or to clear it).
+        if (engine_ != nullptr) uv_async_send(async_);
         napi_fatal_exception(env, e.Value());
         return;
       }
     }
-    // Still more: continue on the next loop turn, after node's other work.
-    if (engine_ != nullptr && engine_->tail() != engine_->head()) uv_async_send(async_);
+    // Eight rounds: continue on the next loop turn, after node's other work (the wake flag is
+    // still set, so the IO thread sends no wake-up itself: this one is needed even if the
+    // ring is empty now, to clear it).
+    if (engine_ != nullptr) uv_async_send(async_);
   }
 
   Napi::Value Submit(const Napi::CallbackInfo& info) {
@@ -170,6 +187,8 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   void Teardown() {
     if (engine_ != nullptr) {
       port_ = engine_->port();
+      if (inBatch_) engine_->release(batchHead_);  // torn down from inside a batch: see Drain
+      inBatch_ = false;
       delete engine_;  // joins the IO thread; records nobody read release their blocks
       engine_ = nullptr;
     }
@@ -191,6 +210,9 @@ class NativeServer : public Napi::ObjectWrap<NativeServer> {
   Napi::Reference<Napi::Uint32Array> records_;
   Napi::ObjectReference counters_;
   uint16_t port_ = 0;
+  /** Drain is inside onBatch for the records up to batchHead_ (their blocks are JavaScript's). */
+  bool inBatch_ = false;
+  uint32_t batchHead_ = 0;
 };
 
 namespace {

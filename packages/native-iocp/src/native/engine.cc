@@ -392,9 +392,14 @@ void Engine::run() {
     uint64_t now = nowMs();
     int timeout = nextHousekeeping_ > now ? static_cast<int>(nextHousekeeping_ - now) : 0;
     if (!overflow_.empty() || !throttled_.empty()) timeout = std::min(timeout, 10);
-    int n = poller_.wait(evs, 256, timeout);
-    if (abort_.load(std::memory_order_relaxed)) break;
+    // About to sleep: say so first, then look at the inbox once more. While ioWake_ is set
+    // (the whole time this thread is awake) submit() does not write the wake-up eventfd.
     ioWake_.store(false, std::memory_order_seq_cst);
+    if (!inbox_.empty()) timeout = 0;
+    int n = poller_.wait(evs, 256, timeout);
+    ioWake_.store(true, std::memory_order_seq_cst);
+    if (abort_.load(std::memory_order_relaxed)) break;
+    turnNow_ = nowMs();
     drainOps();
     for (int i = 0; i < n; i++) {
       if (evs[i].tag == &listenTag) {
@@ -412,7 +417,7 @@ void Engine::run() {
       if (c->fd != kNoSocket) flush(c);
     }
     dirty_.clear();
-    now = nowMs();
+    now = turnNow_;
     if (now >= nextHousekeeping_) {
       housekeeping(now);
       nextHousekeeping_ = now + housekeepingEvery_;
@@ -477,7 +482,7 @@ void Engine::onAccept() {
     uint32_t gen = gens_[slot] + 1;
     if (gen == 0) gen = 1;
     gens_[slot] = gen;
-    auto* c = new Connection(fd, slot, gen, opt_.maxFrameSize, nowMs());
+    auto* c = new Connection(fd, slot, gen, opt_.maxFrameSize, turnNow_);
     slots_[slot] = c;
     liveConnections_++;
     count(kCntAccepted);
@@ -590,7 +595,7 @@ void Engine::onReadable(Connection* c, uint32_t bits) {
   }
   count(kCntReads);
   count(kCntBytesIn, static_cast<uint64_t>(n));
-  c->lastRead = nowMs();
+  c->lastRead = turnNow_;  // the turn's clock: one clock read per turn, not per read
   RecordSink sink{this, c, static_cast<uint32_t>(arenaUsed_), 0, [](Engine* e, const Record& r) { e->pushRecord(r); }};
   size_t keep = c->decoder.feed(arena_->data + arenaUsed_, static_cast<size_t>(n), sink);
   arenaUsed_ += (keep + 7) & ~static_cast<size_t>(7);

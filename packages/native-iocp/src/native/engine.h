@@ -11,9 +11,10 @@
 //   e.port();                          // the bound port
 //   e.submit(ops, len);                // one call per tick: a stream of Op records (below),
 //                                      // copied before return into 64 KiB send blocks
-//   consume events:
-//     e.clearWake();                   // before reading head, so no wake-up is lost
+//   consume events (after a wake; the wake flag stays set while the owner drains, so the IO
+//   thread sends no more wake-ups meanwhile):
 //     uint32_t h = e.head();           // records [e.tail(), h) are ready, see Record
+//     if (h == e.tail()) { e.clearWake(); h = e.head(); }  // empty: clear, then look again
 //     ... read e.records()[i & e.mask()] ...; e.takeBlock(...) for BLOCK/FRAME_OWNED records
 //     e.release(h);                    // hand the slots back
 //   e.counters();                      // uint64_t[kCounterCount], written by the IO thread only
@@ -273,6 +274,8 @@ class Engine {
 
   Block* counterMem_;
   uint64_t* counters_;
+  /** The IO thread's clock for this loop turn (ms), read once per turn after the wait. */
+  uint64_t turnNow_ = 0;
   uint64_t nextHousekeeping_ = 0;
   uint32_t housekeepingEvery_ = 500;
 };

@@ -68,9 +68,10 @@ int Poller::wait(PollEvent* out, int max, int timeoutMs) {
   int k = 0;
   for (int i = 0; i < n; i++) {
     if (evs[i].data.ptr == nullptr) {
+      // One read resets an eventfd's counter (no EFD_SEMAPHORE): no second read to see EAGAIN.
       uint64_t v;
-      while (read(wakeFd_, &v, sizeof v) > 0) {
-      }
+      ssize_t r = read(wakeFd_, &v, sizeof v);
+      (void)r;
       continue;
     }
     uint32_t bits = 0;

@@ -28,6 +28,9 @@ class SpscRing {
     return true;
   }
 
+  /** Consumer side: whether tryPop would find something (a snapshot). */
+  bool empty() const { return tail_.load(std::memory_order_relaxed) == head_.load(std::memory_order_seq_cst); }
+
   bool tryPop(T& out) {
     size_t t = tail_.load(std::memory_order_relaxed);
     if (t == head_.load(std::memory_order_acquire)) return false;
