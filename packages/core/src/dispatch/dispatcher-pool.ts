@@ -1,6 +1,7 @@
 import { createJobPool, type JobHandle, type JobPool } from '@diocp/jobs';
 import { diocpError } from '../errors.js';
 import { Status } from '../protocol/constants.js';
+import { applyEffects } from './apply-effects.js';
 import type { Dispatcher, DispatcherHost, DispatchRequest } from './dispatcher.js';
 import { frameworkError, type Outcome } from './outcome.js';
 import { dispatchBatch, warmThread } from './pool-thread.js';
@@ -159,22 +160,7 @@ export class PoolDispatcher implements Dispatcher {
   private onResult(b: InFlight, res: PoolResult): void {
     this.settle(b);
     const host = this.host!;
-    const gw = host.gateway;
-    for (const e of res.effects ?? []) {
-      try {
-        if (e.k === 'push') gw.push(e.to, e.c, e.b);
-        else if (e.k === 'bcast') gw.broadcast(e.c, e.b, { except: e.except });
-        else {
-          const session = host.context(e.to)?.session;
-          if (session === undefined) continue;
-          if (e.k === 'set') session.set(e.key, e.v);
-          else if (e.k === 'del') session.delete(e.key);
-          else session.clear();
-        }
-      } catch (err) {
-        host.logger.warn({ err: (err as Error).message }, 'a handler effect from a thread could not be applied');
-      }
-    }
+    if (res.effects) applyEffects(host, res.effects, 'a thread');
     const buf = Buffer.from(res.payload.buffer, res.payload.byteOffset, res.payload.byteLength);
     const failedBefore = this.attempts.size + this.reposts.size > 0;
     for (let i = 0; i < b.reqs.length; i++) {

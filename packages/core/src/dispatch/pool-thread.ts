@@ -151,11 +151,7 @@ export function runBatch(batch: RunnableBatch, router: Router, logger: Logger): 
   for (let i = 0; i < n; i++) {
     Atomics.store(status, i, ReqState.Started);
     Atomics.add(status, n, 1);
-    const route = router.get(batch.cmd[i]!);
-    const payload = Buffer.from(batch.payload.buffer, batch.payload.byteOffset + batch.offsets[i]!, batch.offsets[i + 1]! - batch.offsets[i]!);
-    const o = route === undefined
-      ? frameworkError(diocpError('DIOCP_ERR_ROUTER_UNKNOWN_COMMAND', batch.cmd[i]!))
-      : runHandler(route, payload, get(batch.conn[i]!), batch.init.debug);
+    const o = runAt(batch, i, router, get);
     if (o instanceof Promise) {
       const idx = i;
       (pending ??= []).push(
@@ -208,11 +204,7 @@ export function runBatchStreaming(
     emit(i, o, effects.length ? effects.splice(0) : null);
   };
   for (let i = 0; i < n; i++) {
-    const route = router.get(batch.cmd[i]!);
-    const payload = Buffer.from(batch.payload.buffer, batch.payload.byteOffset + batch.offsets[i]!, batch.offsets[i + 1]! - batch.offsets[i]!);
-    const o = route === undefined
-      ? frameworkError(diocpError('DIOCP_ERR_ROUTER_UNKNOWN_COMMAND', batch.cmd[i]!))
-      : runHandler(route, payload, get(batch.conn[i]!), batch.init.debug);
+    const o = runAt(batch, i, router, get);
     if (o instanceof Promise) {
       const idx = i;
       o.then((res) => {
@@ -229,6 +221,14 @@ export function runBatchStreaming(
     }
   }
   flush();
+}
+
+/** Run request `i` of a batch: its handler, or UNKNOWN_COMMAND when no route has its command. */
+function runAt(batch: Omit<RunnableBatch, 'status'>, i: number, router: Router, get: (conn: number) => Context): Outcome | Promise<Outcome> {
+  const route = router.get(batch.cmd[i]!);
+  if (route === undefined) return frameworkError(diocpError('DIOCP_ERR_ROUTER_UNKNOWN_COMMAND', batch.cmd[i]!));
+  const payload = Buffer.from(batch.payload.buffer, batch.payload.byteOffset + batch.offsets[i]!, batch.offsets[i + 1]! - batch.offsets[i]!);
+  return runHandler(route, payload, get(batch.conn[i]!), batch.init.debug);
 }
 
 function pack(outcomes: Outcome[], effects: Effect[]): PoolResult {

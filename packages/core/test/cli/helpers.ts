@@ -48,6 +48,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.LOG_LEVEL;
   delete env.NODE_OPTIONS;
+  delete env.DIOCP_CURVE_SECRET_KEY;
   return env;
 }
 
@@ -80,8 +81,8 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
-/** A `diocp start` child process with its stdout parsed as pino JSON lines. */
-export class ServerProcess {
+/** A `diocp <command>` child process with its stdout parsed as pino JSON lines. */
+export class DiocpProcess {
   readonly child: ChildProcess;
   readonly lines: LogLine[] = [];
   stdout = '';
@@ -89,8 +90,8 @@ export class ServerProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private waiters: (() => void)[] = [];
 
-  constructor(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [bin, 'start', ...args], { cwd, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [bin, command, ...args], { cwd, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let partial = '';
     this.child.stdout!.setEncoding('utf8');
     this.child.stdout!.on('data', (text: string) => {
@@ -126,6 +127,10 @@ export class ServerProcess {
     for (const f of w) f();
   }
 
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
@@ -136,9 +141,9 @@ export class ServerProcess {
     for (;;) {
       const found = this.lines.find(pred);
       if (found) return found;
-      if (!this.running) throw new Error(`server exited before the expected log line\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+      if (!this.running) throw new Error(`process exited before the expected log line\n${this.describe()}`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for a log line\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+      if (left <= 0) throw new Error(`timed out waiting for a log line\n${this.describe()}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -149,15 +154,34 @@ export class ServerProcess {
     }
   }
 
+  /** Send `signal` (SIGKILL by default) if the process still runs, and wait for it to end. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.running) this.child.kill(signal);
+    return this.exited;
+  }
+
+  /** Its output so far, for failure messages. */
+  describe(): string {
+    return `stdout:\n${this.stdout}\nstderr:\n${this.stderr}`;
+  }
+}
+
+/** A `diocp start` child process. */
+export class ServerProcess extends DiocpProcess {
+  constructor(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+    super('start', args, cwd, env);
+  }
+
   /** The "diocp listening" line. */
   listening(): Promise<LogLine> {
     return this.waitForLine((l) => typeof l.msg === 'string' && l.msg.startsWith('diocp listening'));
   }
+}
 
-  /** Kill the process if it is still running (SIGKILL) and wait for it. */
-  async kill(): Promise<void> {
-    if (this.running) this.child.kill('SIGKILL');
-    await this.exited;
+/** A `diocp worker` child process. */
+export class WorkerProcess extends DiocpProcess {
+  constructor(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+    super('worker', args, cwd, env);
   }
 }
 

@@ -2,57 +2,17 @@
 // through an allowed `diocp worker` process; a worker process with a key not on the allow list
 // is refused and logged by the gateway, which keeps serving. Plus the exposed-bind warning and
 // a bad key in the config, as a user meets them.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dealer } from 'zeromq';
 import { dealerCurveOptions, generateKeyPair } from '../../src/dispatch/remote/curve.js';
 import { Command, connect, createServer } from '../../src/index.js';
-import { ServerProcess, bin, handlersModule, runCli, useTempDirs, type LogLine } from '../cli/helpers.js';
+import { ServerProcess, WorkerProcess, handlersModule, runCli, useTempDirs, type LogLine } from '../cli/helpers.js';
 
 const tempDir = useTempDirs('diocp-curve-e2e-');
 
-/** A `diocp worker` child process with its stdout parsed as pino lines. */
-class WorkerProcess {
-  readonly child: ChildProcess;
-  readonly lines: LogLine[] = [];
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<void>;
-  constructor(args: string[], cwd: string, env: Record<string, string> = {}) {
-    const base = { ...process.env };
-    delete base.LOG_LEVEL;
-    delete base.NODE_OPTIONS;
-    delete base.DIOCP_CURVE_SECRET_KEY;
-    this.child = spawn(process.execPath, [bin, 'worker', ...args], { cwd, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let partial = '';
-    this.child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-      this.stdout += text;
-      partial += text;
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        try {
-          this.lines.push(JSON.parse(partial.slice(0, nl)) as LogLine);
-        } catch {
-          // not a log line
-        }
-        partial = partial.slice(nl + 1);
-      }
-    });
-    this.child.stderr!.setEncoding('utf8').on('data', (t: string) => (this.stderr += t));
-    this.exited = new Promise((resolve) => this.child.on('exit', () => resolve()));
-  }
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-  async kill(): Promise<void> {
-    if (this.running) this.child.kill('SIGKILL');
-    await this.exited;
-  }
-}
-
-const processes: { kill(): Promise<void> }[] = [];
+const processes: { kill(): Promise<unknown> }[] = [];
 afterEach(async () => {
   for (const p of processes.splice(0)) await p.kill();
 });

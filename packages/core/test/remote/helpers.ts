@@ -1,6 +1,5 @@
 // Remote-dispatch test helpers: real `diocp worker` processes (the compiled CLI) against a
 // gateway running in the test process.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +8,9 @@ import { pino } from 'pino';
 import { RemoteDispatcher, type RemoteDispatchStats } from '../../src/dispatch/remote/dispatcher-remote.js';
 import { remoteDefaults, type RemoteDispatchConfig } from '../../src/config/options.js';
 import type { DiocpServer } from '../../src/index.js';
-import { assertBuilt, bin, distEntry, type LogLine } from '../cli/helpers.js';
+import { assertBuilt, distEntry, WorkerProcess, type LogLine } from '../cli/helpers.js';
+
+export { WorkerProcess };
 import { fixtureModules } from '../fixtures/server.js';
 
 export type { LogLine };
@@ -61,58 +62,6 @@ export async function failureWorkerConfig(dir: string, extra: Record<string, unk
   const config = path.join(dir, `failure-worker-${Math.random().toString(36).slice(2)}.json`);
   await writeFile(config, JSON.stringify({ handlers: [handlers], logLevel: 'info', ...extra }));
   return { config, handlers };
-}
-
-/** A `diocp worker` child process with its stdout parsed as pino JSON lines. */
-export class WorkerProcess {
-  readonly child: ChildProcess;
-  readonly lines: LogLine[] = [];
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
-    const clean = { ...process.env, ...env };
-    delete clean.LOG_LEVEL;
-    delete clean.NODE_OPTIONS;
-    this.child = spawn(process.execPath, [bin, 'worker', ...args], { cwd, env: clean, stdio: ['ignore', 'pipe', 'pipe'] });
-    let partial = '';
-    this.child.stdout!.setEncoding('utf8');
-    this.child.stdout!.on('data', (text: string) => {
-      this.stdout += text;
-      partial += text;
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as LogLine);
-        } catch {
-          // not a log line
-        }
-      }
-    });
-    this.child.stderr!.setEncoding('utf8');
-    this.child.stderr!.on('data', (t: string) => (this.stderr += t));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.running) this.child.kill(signal);
-    return this.exited;
-  }
-
-  describe(): string {
-    return `stdout:\n${this.stdout}\nstderr:\n${this.stderr}`;
-  }
 }
 
 /** Spawn `n` workers connecting to `endpoint` with `config`. */

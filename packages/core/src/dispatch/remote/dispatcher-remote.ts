@@ -3,6 +3,7 @@ import { diocpError } from '../../errors.js';
 import { Status } from '../../protocol/constants.js';
 import type { ResolvedRemoteDispatch } from '../../config/options.js';
 import type { Dispatcher, DispatcherHost, DispatchRequest } from '../dispatcher.js';
+import { applyEffects } from '../apply-effects.js';
 import { frameworkError, type Outcome } from '../outcome.js';
 import type { Effect } from '../pool-protocol.js';
 import { routerCurveOptions, startAuthenticator, warnIfExposed, type Authenticator } from './curve.js';
@@ -461,24 +462,7 @@ export class RemoteDispatcher implements Dispatcher {
   }
 
   private applyEffects(effects: Effect[]): void {
-    const host = this.host!;
-    const gw = host.gateway;
-    for (const e of effects) {
-      try {
-        if (e.k === 'push') {
-          if (!gw.push(e.to, e.c, e.b)) this.counts.droppedPushes++;
-        } else if (e.k === 'bcast') gw.broadcast(e.c, e.b, { except: e.except });
-        else {
-          const session = host.context(e.to)?.session;
-          if (session === undefined) continue;
-          if (e.k === 'set') session.set(e.key, e.v);
-          else if (e.k === 'del') session.delete(e.key);
-          else session.clear();
-        }
-      } catch (err) {
-        host.logger.warn({ err: (err as Error).message }, 'remote dispatch: a handler effect from a worker could not be applied');
-      }
-    }
+    this.counts.droppedPushes += applyEffects(this.host!, effects, 'a worker');
   }
 
   private onDisconnect(w: WorkerState): void {
