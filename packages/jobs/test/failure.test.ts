@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { createJobPool, defineJob, JobError, type JobHandle, type JobPool } from '@diocp/jobs';
+import { defineJob, JobError, type JobHandle, type JobPool } from '@diocp/jobs';
 import * as J from './fixtures/jobs.mjs';
 import { CHILD_IMPORTS, childRunner, DIST, rejection, until, usePools, useTmpDirs, wait as sleep, within } from './helpers.js';
 
