@@ -4,6 +4,8 @@ import type { Frame } from '../codec/frame.js';
 import { jsonCodec } from '../codec/payload-codecs.js';
 import { encodePushPayload, exceptIds } from '../dispatch/push-payload.js';
 import type { Dispatcher, DispatcherHost, DispatchRequest } from '../dispatch/dispatcher.js';
+import { InlineDispatcher } from '../dispatch/dispatcher-inline.js';
+import { runHandler } from '../dispatch/run-handler.js';
 import { frameworkError, type ErrorBody, type Outcome } from '../dispatch/outcome.js';
 import { diocpError, type DiocpError, type ProtocolError } from '../errors.js';
 import { Flags, PING_COMMAND, Status, HEADER_SIZE } from '../protocol/constants.js';
@@ -98,6 +100,11 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
   private inFlight = 0;
   private draining: (() => void) | null = null;
   private closing: Promise<void> | null = null;
+  /**
+   * The built-in inline dispatcher: unordered requests are run straight from onFrames, and
+   * one whose handler returns synchronously is answered without a request object or a batch.
+   */
+  private readonly inline: boolean;
 
   constructor(
     private readonly options: GatewayOptions,
@@ -107,6 +114,7 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
   ) {
     this.logger = options.logger;
     this.debug = options.debug;
+    this.inline = dispatcher instanceof InlineDispatcher;
   }
 
   // ---- transport events ----
@@ -157,10 +165,12 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
     c.framesIn.add(frames.length);
     const perConn = this.options.maxInFlightPerConnection;
     const perServer = this.options.maxInFlight;
+    const inline = this.inline;
     let batch: GatewayRequest[] | null = null;
+    let bytes = frames.length * HEADER_SIZE;
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i]!;
-      c.bytesIn.add(HEADER_SIZE + f.payload.length);
+      bytes += f.payload.length;
       const oneway = (f.flags & Flags.ONEWAY) !== 0;
       if (f.command === PING_COMMAND) {
         if (!oneway) this.send(conn, Flags.RESPONSE, PING_COMMAND, Status.OK, f.requestId, f.payload);
@@ -182,6 +192,15 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
         this.reject(conn, f, oneway, diocpError('DIOCP_ERR_GATEWAY_OVERLOADED', full ? 'on this connection' : 'on this server', full ? perConn : perServer));
         continue;
       }
+      if (inline && !route.ordered && conn.open) {
+        // Handlers run in arrival order: what was batched before this one goes first.
+        if (batch !== null) {
+          this.dispatch(batch);
+          batch = null;
+        }
+        this.runInline(conn, f, oneway, route);
+        continue;
+      }
       const req = new GatewayRequest(conn, f.command, f.requestId, oneway, f.payload, route);
       conn.inFlight++;
       this.inFlight++;
@@ -194,7 +213,29 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
       }
       (batch ??= []).push(req);
     }
+    c.bytesIn.add(bytes);
     if (batch !== null) this.dispatch(batch);
+  }
+
+  /**
+   * The inline dispatcher's work for one unordered request, without its per-request objects:
+   * a synchronous handler is answered at once (it never holds an in-flight slot past this
+   * call, as before); an asynchronous one becomes a tracked request like any other.
+   */
+  private runInline(conn: Connection, f: Frame, oneway: boolean, route: Route): void {
+    const outcome = runHandler(route, f.payload, conn, this.debug);
+    if (outcome instanceof Promise) {
+      const req = new GatewayRequest(conn, f.command, f.requestId, oneway, f.payload, route);
+      conn.inFlight++;
+      this.inFlight++;
+      this.deadlineList(route.timeoutMs).add(req, performance.now());
+      outcome.then((o) => this.complete(req, o));
+    } else if (outcome.status === 0) {
+      const payload = (outcome as { payload: Buffer }).payload;
+      this.answerOk(conn, oneway, f.command, f.requestId, payload, 0, payload.length);
+    } else {
+      this.answerError(conn, oneway, f.command, f.requestId, (outcome as { error: ErrorBody }).error);
+    }
   }
 
   private dispatch(batch: GatewayRequest[]): void {
@@ -239,9 +280,9 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
     if (req === null) return;
     if (outcome.status === 0) {
       const payload = (outcome as { payload: Buffer }).payload;
-      this.answerOk(req, payload, 0, payload.length);
+      this.answerOk(req.conn, req.oneway, req.command, req.requestId, payload, 0, payload.length);
     } else {
-      this.answerError(req, (outcome as { error: ErrorBody }).error);
+      this.answerError(req.conn, req.oneway, req.command, req.requestId, (outcome as { error: ErrorBody }).error);
     }
     this.next(req);
   }
@@ -249,7 +290,7 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
   completeBytes(request: DispatchRequest, bytes: Buffer, start: number, end: number): void {
     const req = this.take(request);
     if (req === null) return;
-    this.answerOk(req, bytes, start, end);
+    this.answerOk(req.conn, req.oneway, req.command, req.requestId, bytes, start, end);
     this.next(req);
   }
 
@@ -262,26 +303,24 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
     return req;
   }
 
-  private answerOk(req: GatewayRequest, bytes: Buffer, start: number, end: number): void {
-    const conn = req.conn;
+  private answerOk(conn: Connection, oneway: boolean, command: number, requestId: number, bytes: Buffer, start: number, end: number): void {
     if (!conn.open) this.counters.lateReplies.inc();
-    else if (req.oneway) return;
-    else if (end - start <= this.options.maxFrameSize) this.send(conn, Flags.RESPONSE, req.command, Status.OK, req.requestId, bytes, start, end);
+    else if (oneway) return;
+    else if (end - start <= this.options.maxFrameSize) this.send(conn, Flags.RESPONSE, command, Status.OK, requestId, bytes, start, end);
     else {
-      const err = diocpError('DIOCP_ERR_GATEWAY_RESPONSE_TOO_LARGE', req.command, end - start, this.options.maxFrameSize);
-      this.sendError(conn, req.command, req.requestId, { code: err.status!, message: err.message, error: err.code });
+      const err = diocpError('DIOCP_ERR_GATEWAY_RESPONSE_TOO_LARGE', command, end - start, this.options.maxFrameSize);
+      this.sendError(conn, command, requestId, { code: err.status!, message: err.message, error: err.code });
     }
   }
 
-  private answerError(req: GatewayRequest, error: ErrorBody): void {
-    const conn = req.conn;
+  private answerError(conn: Connection, oneway: boolean, command: number, requestId: number, error: ErrorBody): void {
     if (!conn.open) {
       this.counters.lateReplies.inc();
-    } else if (!req.oneway) {
-      this.sendError(conn, req.command, req.requestId, error);
+    } else if (!oneway) {
+      this.sendError(conn, command, requestId, error);
     } else {
       this.counters.error(error.code);
-      conn.logger.warn({ command: req.command, status: error.code }, `ONEWAY failed: ${error.message}`);
+      conn.logger.warn({ command, status: error.code }, `ONEWAY failed: ${error.message}`);
     }
   }
 
