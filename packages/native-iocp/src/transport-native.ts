@@ -143,6 +143,9 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
     let bi = 0;
     let group: Frame[] | null = null;
     let groupId = -1;
+    // The receiver's fast path: frames one by one, then onFramesEnd (no Frame object or array).
+    const fast = events.onFrame !== undefined && events.onFramesEnd !== undefined;
+    let inRun = false;
     let failure: unknown = undefined;
     let failed = false;
     this.inBatch = true;
@@ -160,6 +163,18 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
           else payload = len > 0 ? (new PayloadBuffer(blocks![bi++]!) as Buffer) : EMPTY;
           if (gens[slot] !== gen || state[slot] !== OPEN) continue; // closed by us: dropped, as node:net does
           const id = gen * SLOT_SPACE + slot;
+          if (fast) {
+            if (id !== groupId) {
+              if (inRun) {
+                inRun = false;
+                events.onFramesEnd!(groupId);
+              }
+              groupId = id;
+            }
+            inRun = true;
+            events.onFrame!(id, (w0 >>> 8) & 0xff, w0 >>> 16, rec[o + 4]!, payload);
+            continue;
+          }
           if (id !== groupId) {
             if (group !== null) events.onFrames(groupId, group);
             group = [];
@@ -169,6 +184,10 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
           continue;
         }
         // Any other record ends a run of frames: deliver it first, to keep the order.
+        if (inRun) {
+          inRun = false;
+          events.onFramesEnd!(groupId);
+        }
         if (group !== null) {
           const g = group;
           group = null;
@@ -222,6 +241,7 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
       }
     }
     try {
+      if (inRun) events.onFramesEnd!(groupId);
       if (group !== null) events.onFrames(groupId, group);
     } catch (err) {
       if (!failed) {

@@ -30,6 +30,9 @@ export interface ProtocolErrorLike extends Error {
 export interface TransportEvents<E extends ProtocolErrorLike = ProtocolErrorLike> {
   onOpen(conn: number, remote: RemoteAddress): void;
   onFrames(conn: number, frames: Frame[]): void;
+  /** Optional fast path (see core's transport.ts): frames one by one, then onFramesEnd per read. */
+  onFrame?(conn: number, flags: number, command: number, requestId: number, payload: Buffer): void;
+  onFramesEnd?(conn: number): void;
   onProtocolError(conn: number, error: E): void;
   onClose(conn: number, reason: CloseReason): void;
 }

@@ -140,6 +140,51 @@ describe('native transport', () => {
     for (const p of ps) expect(p.frames.map((f) => f.requestId)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
   });
 
+  it('a receiver with onFrame/onFramesEnd gets frames one by one, each read closed by onFramesEnd, in order, and no onFrames', async () => {
+    const { t, rec, peer } = await start();
+    const log: (['f', number, number, number, number] | ['e', number])[] = [];
+    const fast = Object.assign(rec, {
+      onFrame(conn: number, flags: number, command: number, requestId: number, payload: Buffer): void {
+        log.push(['f', conn, flags, requestId, payload.length === 1 ? payload[0]! : -1]);
+        if ((flags & Flags.ONEWAY) === 0) t.send(conn, Flags.RESPONSE, command, 0, requestId, payload);
+      },
+      onFramesEnd(conn: number): void {
+        log.push(['e', conn]);
+      },
+    });
+    expect(fast.onFrame).toBeTypeOf('function');
+    const ps = await Promise.all(Array.from({ length: 20 }, () => peer()));
+    await eventually(() => rec.opened.length === 20, 3000, 'opens');
+    for (const p of ps) {
+      const frames = Array.from({ length: 25 }, (_, i) => encodeFrame(i === 24 ? Flags.ONEWAY : 0, 7, 0, i + 1, Buffer.from([i])));
+      p.write(Buffer.concat(frames));
+    }
+    await Promise.all(ps.map((p) => p.waitFrames(24)));
+    await eventually(() => log.filter((e) => e[0] === 'f').length === 500, 3000, 'all frames');
+    expect(rec.batches).toBe(0);
+    // Every run of frames belongs to one connection and ends with its onFramesEnd.
+    let open = -1;
+    for (const e of log) {
+      if (e[0] === 'f') {
+        if (open !== -1) expect(e[1]).toBe(open);
+        open = e[1];
+      } else {
+        expect(e[1]).toBe(open);
+        open = -1;
+      }
+    }
+    expect(open).toBe(-1);
+    const ends = log.filter((e) => e[0] === 'e').length;
+    expect(ends).toBeLessThan(500 / 5);
+    for (const conn of rec.opened) {
+      const mine = log.filter((e): e is ['f', number, number, number, number] => e[0] === 'f' && e[1] === conn);
+      expect(mine.map((e) => e[3])).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+      expect(mine.map((e) => e[4])).toEqual(Array.from({ length: 25 }, (_, i) => i));
+      expect(mine.map((e) => e[2])).toEqual(Array.from({ length: 25 }, (_, i) => (i === 24 ? Flags.ONEWAY : 0)));
+    }
+    for (const p of ps) expect(p.frames.map((f) => f.requestId)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+  });
+
   it('reassembles a 3 MiB request from many reads and sends a 5 MiB response in send blocks, byte for byte', async () => {
     const { t, rec, peer } = await start();
     const request = Buffer.alloc(3 * 1024 * 1024);

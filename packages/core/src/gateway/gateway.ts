@@ -105,6 +105,12 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
    * one whose handler returns synchronously is answered without a request object or a batch.
    */
   private readonly inline: boolean;
+  /** The read being delivered (onFrame … onFramesEnd): its connection, requests to dispatch, counts. */
+  private readTid = -1;
+  private readConn: Connection | undefined = undefined;
+  private readBatch: GatewayRequest[] | null = null;
+  private readFrames = 0;
+  private readBytes = 0;
 
   constructor(
     private readonly options: GatewayOptions,
@@ -135,6 +141,7 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
   onClose(tid: number, reason: CloseReason): void {
     const conn = this.byTransport.get(tid);
     if (conn === undefined) return;
+    if (this.readTid === tid) this.readTid = -1;
     this.byTransport.delete(tid);
     conn.open = false;
     const slot = conn.connectionId % SLOT_SPACE;
@@ -159,62 +166,82 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
   }
 
   onFrames(tid: number, frames: Frame[]): void {
-    const conn = this.byTransport.get(tid);
-    if (conn === undefined) return;
-    const c = this.counters;
-    c.framesIn.add(frames.length);
-    const perConn = this.options.maxInFlightPerConnection;
-    const perServer = this.options.maxInFlight;
-    const inline = this.inline;
-    let batch: GatewayRequest[] | null = null;
-    let bytes = frames.length * HEADER_SIZE;
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i]!;
-      bytes += f.payload.length;
-      const oneway = (f.flags & Flags.ONEWAY) !== 0;
-      if (f.command === PING_COMMAND) {
-        if (!oneway) this.send(conn, Flags.RESPONSE, PING_COMMAND, Status.OK, f.requestId, f.payload);
-        continue;
-      }
-      const route = this.router.get(f.command);
-      if (route === undefined) {
-        this.reject(conn, f, oneway, diocpError('DIOCP_ERR_ROUTER_UNKNOWN_COMMAND', f.command));
-        continue;
-      }
-      if ((conn.inFlight >= perConn || this.inFlight >= perServer) && batch !== null) {
-        // Hand over what this read gathered so far: handlers that finish at once free
-        // their slots, so a long pipelined read of fast requests is not refused.
-        this.dispatch(batch);
-        batch = null;
-      }
-      if (conn.inFlight >= perConn || this.inFlight >= perServer) {
-        const full = conn.inFlight >= perConn;
-        this.reject(conn, f, oneway, diocpError('DIOCP_ERR_GATEWAY_OVERLOADED', full ? 'on this connection' : 'on this server', full ? perConn : perServer));
-        continue;
-      }
-      if (inline && !route.ordered && conn.open) {
-        // Handlers run in arrival order: what was batched before this one goes first.
-        if (batch !== null) {
-          this.dispatch(batch);
-          batch = null;
-        }
-        this.runInline(conn, f, oneway, route);
-        continue;
-      }
-      const req = new GatewayRequest(conn, f.command, f.requestId, oneway, f.payload, route);
-      conn.inFlight++;
-      this.inFlight++;
-      if (route.ordered) {
-        if (conn.orderedBusy) {
-          (conn.orderedQueue ??= []).push(req);
-          continue;
-        }
-        conn.orderedBusy = true;
-      }
-      (batch ??= []).push(req);
+      this.onFrame(tid, f.flags, f.command, f.requestId, f.payload);
     }
-    c.bytesIn.add(bytes);
-    if (batch !== null) this.dispatch(batch);
+    this.onFramesEnd(tid);
+  }
+
+  /** One frame of a read (the transport fast path; onFrames goes through here too). */
+  onFrame(tid: number, flags: number, command: number, requestId: number, payload: Buffer): void {
+    let conn = this.readConn;
+    if (tid !== this.readTid) {
+      conn = this.readConn = this.byTransport.get(tid);
+      this.readTid = tid;
+    }
+    if (conn === undefined) return;
+    this.readFrames++;
+    this.readBytes += HEADER_SIZE + payload.length;
+    const oneway = (flags & Flags.ONEWAY) !== 0;
+    if (command === PING_COMMAND) {
+      if (!oneway) this.send(conn, Flags.RESPONSE, PING_COMMAND, Status.OK, requestId, payload);
+      return;
+    }
+    const route = this.router.get(command);
+    if (route === undefined) {
+      this.reject(conn, command, requestId, oneway, diocpError('DIOCP_ERR_ROUTER_UNKNOWN_COMMAND', command));
+      return;
+    }
+    const perConn = this.options.maxInFlightPerConnection;
+    const perServer = this.options.maxInFlight;
+    if ((conn.inFlight >= perConn || this.inFlight >= perServer) && this.readBatch !== null) {
+      // Hand over what this read gathered so far: handlers that finish at once free
+      // their slots, so a long pipelined read of fast requests is not refused.
+      this.dispatchRead();
+    }
+    if (conn.inFlight >= perConn || this.inFlight >= perServer) {
+      const full = conn.inFlight >= perConn;
+      this.reject(conn, command, requestId, oneway, diocpError('DIOCP_ERR_GATEWAY_OVERLOADED', full ? 'on this connection' : 'on this server', full ? perConn : perServer));
+      return;
+    }
+    if (this.inline && !route.ordered && conn.open) {
+      // Handlers run in arrival order: what was batched before this one goes first.
+      if (this.readBatch !== null) this.dispatchRead();
+      this.runInline(conn, command, requestId, oneway, payload, route);
+      return;
+    }
+    const req = new GatewayRequest(conn, command, requestId, oneway, payload, route);
+    conn.inFlight++;
+    this.inFlight++;
+    if (route.ordered) {
+      if (conn.orderedBusy) {
+        (conn.orderedQueue ??= []).push(req);
+        return;
+      }
+      conn.orderedBusy = true;
+    }
+    (this.readBatch ??= []).push(req);
+  }
+
+  /** The end of a read: counters, and its batch to the dispatcher. */
+  onFramesEnd(_tid: number): void {
+    this.readTid = -1;
+    this.readConn = undefined;
+    const c = this.counters;
+    if (this.readFrames > 0) {
+      c.framesIn.add(this.readFrames);
+      c.bytesIn.add(this.readBytes);
+      this.readFrames = 0;
+      this.readBytes = 0;
+    }
+    if (this.readBatch !== null) this.dispatchRead();
+  }
+
+  private dispatchRead(): void {
+    const batch = this.readBatch!;
+    this.readBatch = null;
+    this.dispatch(batch);
   }
 
   /**
@@ -222,19 +249,19 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
    * a synchronous handler is answered at once (it never holds an in-flight slot past this
    * call, as before); an asynchronous one becomes a tracked request like any other.
    */
-  private runInline(conn: Connection, f: Frame, oneway: boolean, route: Route): void {
-    const outcome = runHandler(route, f.payload, conn, this.debug);
+  private runInline(conn: Connection, command: number, requestId: number, oneway: boolean, payload: Buffer, route: Route): void {
+    const outcome = runHandler(route, payload, conn, this.debug);
     if (outcome instanceof Promise) {
-      const req = new GatewayRequest(conn, f.command, f.requestId, oneway, f.payload, route);
+      const req = new GatewayRequest(conn, command, requestId, oneway, payload, route);
       conn.inFlight++;
       this.inFlight++;
       this.deadlineList(route.timeoutMs).add(req, performance.now());
       outcome.then((o) => this.complete(req, o));
     } else if (outcome.status === 0) {
-      const payload = (outcome as { payload: Buffer }).payload;
-      this.answerOk(conn, oneway, f.command, f.requestId, payload, 0, payload.length);
+      const bytes = (outcome as { payload: Buffer }).payload;
+      this.answerOk(conn, oneway, command, requestId, bytes, 0, bytes.length);
     } else {
-      this.answerError(conn, oneway, f.command, f.requestId, (outcome as { error: ErrorBody }).error);
+      this.answerError(conn, oneway, command, requestId, (outcome as { error: ErrorBody }).error);
     }
   }
 
@@ -264,13 +291,13 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
     return list;
   }
 
-  private reject(conn: Connection, f: Frame, oneway: boolean, err: DiocpError): void {
+  private reject(conn: Connection, command: number, requestId: number, oneway: boolean, err: DiocpError): void {
     if (oneway) {
       this.counters.error(err.status!);
-      conn.logger.warn({ err: err.code, command: f.command }, `ONEWAY dropped: ${err.message}`);
+      conn.logger.warn({ err: err.code, command }, `ONEWAY dropped: ${err.message}`);
       return;
     }
-    this.sendError(conn, f.command, f.requestId, { code: err.status!, message: err.message, error: err.code });
+    this.sendError(conn, command, requestId, { code: err.status!, message: err.message, error: err.code });
   }
 
   // ---- dispatcher host ----

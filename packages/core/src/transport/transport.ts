@@ -39,6 +39,15 @@ export interface TransportEvents {
    */
   onFrames(conn: number, frames: Frame[]): void;
   /**
+   * Optional fast path, offered by a receiver that implements both `onFrame` and
+   * `onFramesEnd`: a transport may then deliver a read's frames one by one (no Frame object
+   * or array per read), followed by one `onFramesEnd(conn)`, instead of calling `onFrames`.
+   * Same order, same payload validity; the frame's status field is not passed (requests have none).
+   * A transport may ignore it (node:net does); the conformance suite uses `onFrames`.
+   */
+  onFrame?(conn: number, flags: number, command: number, requestId: number, payload: Buffer): void;
+  onFramesEnd?(conn: number): void;
+  /**
    * The peer broke the protocol. Frames of the same read that preceded the bad one were
    * delivered first. The transport has stopped reading from `conn`; the receiver answers
    * with an error frame and calls `close(conn)`.
