@@ -9,6 +9,16 @@ import { errorOutcome, frameworkError, ok, type Outcome } from './outcome.js';
  * so a trivial handler costs no promise. Used by every dispatch mode, wherever the handler runs.
  */
 export function runHandler(route: Route, payload: Buffer, ctx: Context, debug: boolean): Outcome | Promise<Outcome> {
+  const r = runHandlerFast(route, payload, ctx, debug);
+  return r instanceof Uint8Array ? ok(r as Buffer) : r;
+}
+
+/**
+ * runHandler for a caller that answers at once (the gateway's inline fast path): a synchronous
+ * success is the encoded response itself (a `Buffer`, no outcome object); an error is an
+ * Outcome, an asynchronous handler a Promise of one. Same logic, the one copy of it.
+ */
+export function runHandlerFast(route: Route, payload: Buffer, ctx: Context, debug: boolean): Buffer | Outcome | Promise<Outcome> {
   let request: unknown;
   try {
     request = route.codec.decode(payload);
@@ -27,13 +37,18 @@ export function runHandler(route: Route, payload: Buffer, ctx: Context, debug: b
       (err: unknown) => errorOutcome(err, debug),
     );
   }
-  return encode(route, result);
+  return encodeFast(route, result);
 }
 
-function encode(route: Route, value: unknown): Outcome {
+function encodeFast(route: Route, value: unknown): Buffer | Outcome {
   try {
-    return ok(route.codec.encode(value));
+    return route.codec.encode(value);
   } catch (err) {
     return frameworkError(diocpError('DIOCP_ERR_CODEC_ENCODE', route.command, route.codec.name, (err as Error).message));
   }
+}
+
+function encode(route: Route, value: unknown): Outcome {
+  const r = encodeFast(route, value);
+  return r instanceof Uint8Array ? ok(r as Buffer) : r;
 }

@@ -5,7 +5,7 @@ import { jsonCodec } from '../codec/payload-codecs.js';
 import { encodePushPayload, exceptIds } from '../dispatch/push-payload.js';
 import type { Dispatcher, DispatcherHost, DispatchRequest } from '../dispatch/dispatcher.js';
 import { InlineDispatcher } from '../dispatch/dispatcher-inline.js';
-import { runHandler } from '../dispatch/run-handler.js';
+import { runHandlerFast } from '../dispatch/run-handler.js';
 import { frameworkError, type ErrorBody, type Outcome } from '../dispatch/outcome.js';
 import { diocpError, type DiocpError, type ProtocolError } from '../errors.js';
 import { Flags, PING_COMMAND, Status, HEADER_SIZE } from '../protocol/constants.js';
@@ -250,16 +250,15 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
    * call, as before); an asynchronous one becomes a tracked request like any other.
    */
   private runInline(conn: Connection, command: number, requestId: number, oneway: boolean, payload: Buffer, route: Route): void {
-    const outcome = runHandler(route, payload, conn, this.debug);
-    if (outcome instanceof Promise) {
+    const outcome = runHandlerFast(route, payload, conn, this.debug);
+    if (outcome instanceof Uint8Array) {
+      this.answerOk(conn, oneway, command, requestId, outcome as Buffer, 0, outcome.length);
+    } else if (outcome instanceof Promise) {
       const req = new GatewayRequest(conn, command, requestId, oneway, payload, route);
       conn.inFlight++;
       this.inFlight++;
       this.deadlineList(route.timeoutMs).add(req, performance.now());
       outcome.then((o) => this.complete(req, o));
-    } else if (outcome.status === 0) {
-      const bytes = (outcome as { payload: Buffer }).payload;
-      this.answerOk(conn, oneway, command, requestId, bytes, 0, bytes.length);
     } else {
       this.answerError(conn, oneway, command, requestId, (outcome as { error: ErrorBody }).error);
     }
