@@ -388,16 +388,24 @@ uint64_t Engine::nowMs() const {
 void Engine::run() {
   nameThisThread("diocp-io");
   PollEvent evs[256];
+  bool skippedPoll = false;
   while (!abort_.load(std::memory_order_relaxed) && !(stopLoop_ && overflow_.empty())) {
     uint64_t now = nowMs();
     int timeout = nextHousekeeping_ > now ? static_cast<int>(nextHousekeeping_ - now) : 0;
     if (!overflow_.empty() || !throttled_.empty()) timeout = std::min(timeout, 10);
     // About to sleep: say so first, then look at the inbox once more. While ioWake_ is set
     // (the whole time this thread is awake) submit() does not write the wake-up eventfd.
-    ioWake_.store(false, std::memory_order_seq_cst);
-    if (!inbox_.empty()) timeout = 0;
-    int n = poller_.wait(evs, 256, timeout);
-    ioWake_.store(true, std::memory_order_seq_cst);
+    int n = 0;
+    if (!skippedPoll && !inbox_.empty() && overflow_.empty()) {
+      // Ops arrived during this turn: apply and send them now; poll the sockets on the next turn.
+      skippedPoll = true;
+    } else {
+      skippedPoll = false;
+      ioWake_.store(false, std::memory_order_seq_cst);
+      if (!inbox_.empty()) timeout = 0;
+      n = poller_.wait(evs, 256, timeout);
+      ioWake_.store(true, std::memory_order_seq_cst);
+    }
     if (abort_.load(std::memory_order_relaxed)) break;
     turnNow_ = nowMs();
     drainOps();
