@@ -35,6 +35,8 @@ const REC_PROTO_ERROR = 5;
 const REC_CLOSE = 6;
 const REC_DONE = 7;
 const OP_SEND = 1;
+/** A send op grows by one frame at a time up to this many bytes (the op length is a u32). */
+const OP_MAX_BYTES = 0x40000000;
 const RECORD_WORDS = 8;
 /** Little-endian host: a frame header is written as four u32 words (byte-swapped) instead of 16 bytes. */
 const HOST_LE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -86,6 +88,16 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
   private out: Buffer = Buffer.allocUnsafe(OUT_INITIAL);
   private outWords = new Uint32Array(this.out.buffer, this.out.byteOffset, OUT_INITIAL >>> 2);
   private outLen = 0;
+  /**
+   * The last op, while it is a send that the next frame for the same connection may extend
+   * (its header's word index, else -1), its connection, and where its bytes end (unpadded).
+   * A connection's answers of one read then travel as one op: one header, one parse, one
+   * queue append on the IO thread instead of one per frame.
+   */
+  private openOp = -1;
+  private openSlot = -1;
+  private openGen = -1;
+  private openEnd = 0;
   private inBatch = false;
   private flushScheduled = false;
   private nextToken = 1;
@@ -276,6 +288,7 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
     words[w + 2] = gen;
     words[w + 3] = 0;
     this.outLen += 16;
+    this.openOp = -1;
     this.schedule();
   }
 
@@ -296,6 +309,7 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
     if (this.outLen === 0 || this.server === null) return;
     this.server.submit(this.out, this.outLen);
     this.outLen = 0;
+    this.openOp = -1;
     const touched = this.touched;
     for (let i = 0; i < touched.length; i++) this.tickBytes[touched[i]!] = 0;
     touched.length = 0;
@@ -320,22 +334,32 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
     }
     if (queued === 0) this.touched.push(slot);
     this.tickBytes[slot] = queued + size;
-    this.ensure(16 + ((size + 3) & ~3));
-    const at = this.outLen;
-    const w = at >>> 2;
+    // 16 (op header) + size + 3 (padding) covers both a new op and extending the open one.
+    this.ensure(19 + size);
     const words = this.outWords;
-    words[w] = OP_SEND;
-    words[w + 1] = slot;
-    words[w + 2] = gen;
-    words[w + 3] = size;
     const out = this.out;
-    const h = at + 16;
-    if (HOST_LE) {
-      // The header is 4-byte aligned (ops are): four word stores, each big-endian on the wire.
-      words[w + 4] = HEADER_W0 | ((flags & 0xff) << 24);
-      words[w + 5] = ((command >>> 8) & 0xff) | ((command & 0xff) << 8) | ((status >>> 8) & 0xff) << 16 | ((status & 0xff) << 24);
-      words[w + 6] = (requestId >>> 24) | ((requestId >>> 8) & 0xff00) | ((requestId & 0xff00) << 8) | ((requestId & 0xff) << 24);
-      words[w + 7] = (length >>> 24) | ((length >>> 8) & 0xff00) | ((length & 0xff00) << 8) | ((length & 0xff) << 24);
+    let h: number;
+    if (this.openOp >= 0 && this.openSlot === slot && this.openGen === gen && words[this.openOp + 3]! + size <= OP_MAX_BYTES) {
+      h = this.openEnd;
+      words[this.openOp + 3] += size;
+    } else {
+      const w = this.outLen >>> 2;
+      words[w] = OP_SEND;
+      words[w + 1] = slot;
+      words[w + 2] = gen;
+      words[w + 3] = size;
+      this.openOp = w;
+      this.openSlot = slot;
+      this.openGen = gen;
+      h = this.outLen + 16;
+    }
+    if (HOST_LE && (h & 3) === 0) {
+      // An aligned header: four word stores, each big-endian on the wire.
+      const w = h >>> 2;
+      words[w] = HEADER_W0 | ((flags & 0xff) << 24);
+      words[w + 1] = ((command >>> 8) & 0xff) | ((command & 0xff) << 8) | ((status >>> 8) & 0xff) << 16 | ((status & 0xff) << 24);
+      words[w + 2] = (requestId >>> 24) | ((requestId >>> 8) & 0xff00) | ((requestId & 0xff00) << 8) | ((requestId & 0xff) << 24);
+      words[w + 3] = (length >>> 24) | ((length >>> 8) & 0xff00) | ((length & 0xff00) << 8) | ((length & 0xff) << 24);
     } else {
       out[h] = 0xd1;
       out[h + 1] = 0x0c;
@@ -361,7 +385,8 @@ export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
       else if (Buffer.isBuffer(payload)) payload.copy(out, h + 16, start, end);
       else out.set(payload.subarray(start, end), h + 16);
     }
-    this.outLen = at + 16 + ((size + 3) & ~3);
+    this.openEnd = h + size;
+    this.outLen = (this.openEnd + 3) & ~3;
     this.schedule();
     return true;
   }

@@ -185,6 +185,41 @@ describe('native transport', () => {
     for (const p of ps) expect(p.frames.map((f) => f.requestId)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
   });
 
+  it('answers of one tick, many per connection, of odd sizes (unaligned headers), interleaved with other connections and ranges, arrive byte for byte and in order', async () => {
+    const { t, rec, peer } = await start();
+    const [a, b] = [await peer(), await peer()];
+    await eventually(() => rec.opened.length === 2, 3000, 'opens');
+    const [connA, connB] = rec.opened as [number, number];
+    const source = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz');
+    rec.onFramesHook = (conn, frames) => {
+      for (const f of frames) {
+        const id = f.requestId;
+        // An odd-sized answer (its successor's header starts unaligned), a range every third
+        // request, and a push to the other connection every fifth, between two answers.
+        if (id % 3 === 0) t.send(conn, Flags.RESPONSE, f.command, 0, id, source, id % 7, (id % 7) + (id % 11));
+        else t.send(conn, Flags.RESPONSE, f.command, 0, id, Buffer.concat([f.payload, Buffer.from([id & 0xff])]));
+        if (id % 5 === 0) t.send(conn === connA ? connB : connA, Flags.PUSH, 9, 0, 0, Buffer.from(`push-${id}`));
+      }
+    };
+    const n = 60;
+    const burst = (salt: number) => Buffer.concat(Array.from({ length: n }, (_, i) => encodeFrame(0, 3, 0, i + 1, Buffer.alloc(i % 7, salt + i))));
+    a.write(burst(1));
+    b.write(burst(101));
+    const pushes = n / 5;
+    await Promise.all([a.waitFrames(n + pushes), b.waitFrames(n + pushes)]);
+    for (const [p, salt] of [[a, 1], [b, 101]] as const) {
+      const answers = p.frames.filter((f) => (f.flags & Flags.PUSH) === 0);
+      expect(answers.map((f) => f.requestId)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      for (const f of answers) {
+        const id = f.requestId;
+        const want = id % 3 === 0 ? source.subarray(id % 7, (id % 7) + (id % 11)) : Buffer.concat([Buffer.alloc((id - 1) % 7, salt + id - 1), Buffer.from([id & 0xff])]);
+        expect(f.payload.equals(want)).toBe(true);
+        expect(f.command).toBe(3);
+      }
+      expect(p.frames.filter((f) => (f.flags & Flags.PUSH) !== 0).map((f) => f.payload.toString())).toEqual(Array.from({ length: pushes }, (_, i) => `push-${(i + 1) * 5}`));
+    }
+  });
+
   it('reassembles a 3 MiB request from many reads and sends a 5 MiB response in send blocks, byte for byte', async () => {
     const { t, rec, peer } = await start();
     const request = Buffer.alloc(3 * 1024 * 1024);
