@@ -32,12 +32,20 @@ export function runHandlerFast(route: Route, payload: Buffer, ctx: Context, debu
     return errorOutcome(err, debug);
   }
   if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
-    return Promise.resolve(result as PromiseLike<unknown>).then(
-      (value) => encode(route, value),
-      (err: unknown) => errorOutcome(err, debug),
-    );
+    return settle(route, result as PromiseLike<unknown>, debug);
   }
   return encodeFast(route, result);
+}
+
+/**
+ * An asynchronous handler's answer. A function of its own: closures in runHandlerFast would
+ * make V8 allocate a context for `route` and `debug` on every call, sync handlers included.
+ */
+function settle(route: Route, result: PromiseLike<unknown>, debug: boolean): Promise<Outcome> {
+  return Promise.resolve(result).then(
+    (value) => encode(route, value),
+    (err: unknown) => errorOutcome(err, debug),
+  );
 }
 
 function encodeFast(route: Route, value: unknown): Buffer | Outcome {
