@@ -1,5 +1,6 @@
 // The worker-thread side of the pool: loaded by piscina in every thread. Runs a batch of
 // jobs one after another, loading each job's module once per thread.
+import { Buffer } from 'node:buffer';
 import { workerData } from 'piscina';
 import { pathToFileURL } from 'node:url';
 import { isJobDefinition, type JobContext, type JobFunction } from './define-job.js';

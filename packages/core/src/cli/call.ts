@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { connect } from '../client/client.js';
 import { RemoteError } from '../errors.js';
 import { payloadCodecs, type PayloadCodecName } from '../codec/payload-codecs.js';

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { FrameDecoder } from '../codec/decoder.js';

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { protocolError, type ProtocolError } from '../errors.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { HEADER_SIZE, MAGIC_0, MAGIC_1, PROTOCOL_VERSION } from '../protocol/constants.js';
 
 /**

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { C1, Packr } from 'msgpackr';
 
 /**

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { createJobPool, type JobHandle, type JobPool } from '@diocp/jobs';
 import { diocpError } from '../errors.js';
 import { Status } from '../protocol/constants.js';

@@ -1,6 +1,7 @@
 // The handler-thread side of local-pool dispatch: loaded by @diocp/jobs worker threads.
 // Each thread builds its own DI container and handler table from the compiled handler
 // modules, then runs batches of requests with the same runHandler the inline mode uses.
+import { Buffer } from 'node:buffer';
 import 'reflect-metadata';
 import { container as rootContainer } from 'tsyringe';
 import { defineJob } from '@diocp/jobs';

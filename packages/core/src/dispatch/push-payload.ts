@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { jsonCodec } from '../codec/payload-codecs.js';
 import { diocpError } from '../errors.js';
 import type { Router } from '../router/router.js';

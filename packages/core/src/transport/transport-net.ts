@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import { FrameDecoder } from '../codec/decoder.js';
 import { writeHeader, type Frame } from '../codec/frame.js';

@@ -5,6 +5,7 @@
  *
  * Keys are Z85 text (40 characters for 32 bytes), the form zeromq.js and `diocp keygen` use.
  */
+import { Buffer } from 'node:buffer';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { Router, curveKeyPair } from 'zeromq';
 import { diocpError } from '../../errors.js';

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { Router } from 'zeromq';
 import { diocpError } from '../../errors.js';
 import { Status } from '../../protocol/constants.js';

@@ -1,5 +1,6 @@
 // The worker protocol (gateway ROUTER ⇄ worker DEALER), byte for byte as docs/worker-protocol.md
 // describes it. Pure functions: encode a message into ZeroMQ frames, decode frames or say why not.
+import { Buffer } from 'node:buffer';
 import { pack, unpack } from 'msgpackr';
 import type { ErrorBody, Outcome } from '../outcome.js';
 import type { Effect } from '../pool-protocol.js';
