@@ -32,6 +32,8 @@ export interface GatewayOptions {
 // (DIOCP's "ContextDNA"). 2^22 slots × 2^31 generations stays inside 2^53.
 const SLOT_SPACE = 2 ** 22;
 const MAX_GENERATION = 2 ** 31;
+/** Sent bytes are added to the 64-bit counter at the latest at this many (doubles are exact to 2^53). */
+const SENT_FOLD = 2 ** 48;
 
 class Connection implements Context {
   readonly session = new Map<string, unknown>();
@@ -111,6 +113,13 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
   private readBatch: GatewayRequest[] | null = null;
   private readFrames = 0;
   private readBytes = 0;
+  /**
+   * Frames and bytes sent since they were last added to the 64-bit counters: a number add per
+   * frame here, the counters' calls once per read (onFramesEnd) and in stats(). Folded long
+   * before a double stops being exact (SENT_FOLD).
+   */
+  private sentFrames = 0;
+  private sentBytes = 0;
 
   constructor(
     private readonly options: GatewayOptions,
@@ -236,6 +245,15 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
       this.readBytes = 0;
     }
     if (this.readBatch !== null) this.dispatchRead();
+    if (this.sentFrames > 0) this.foldSent();
+  }
+
+  private foldSent(): void {
+    const c = this.counters;
+    c.framesOut.add(this.sentFrames);
+    c.bytesOut.add(this.sentBytes);
+    this.sentFrames = 0;
+    this.sentBytes = 0;
   }
 
   private dispatchRead(): void {
@@ -380,8 +398,8 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
 
   private send(conn: Connection, flags: number, command: number, status: number, requestId: number, payload: Uint8Array, start = 0, end = payload.length): boolean {
     if (!this.transport.send(conn.transportId, flags, command, status, requestId, payload, start, end)) return false;
-    this.counters.framesOut.inc();
-    this.counters.bytesOut.add(HEADER_SIZE + end - start);
+    this.sentFrames++;
+    if ((this.sentBytes += HEADER_SIZE + end - start) >= SENT_FOLD) this.foldSent();
     return true;
   }
 
@@ -463,6 +481,7 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
   }
 
   stats(): GatewayStats {
+    this.foldSent();
     const c = this.counters;
     const t = this.transport.stats();
     return {

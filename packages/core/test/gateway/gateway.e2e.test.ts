@@ -321,6 +321,17 @@ describe('gateway over TCP', () => {
     }
   });
 
+  it('counts an answer sent outside any read (an async handler) in the next stats(), with no further traffic', async () => {
+    const s = await boot();
+    const p = await peer();
+    p.request(0x14, 1, JSON.stringify({ ms: 20 }));
+    const [f] = await p.waitFrames(1);
+    const st = s.stats();
+    expect(st.framesIn).toBe(1n);
+    expect(st.framesOut).toBe(1n);
+    expect(st.bytesOut).toBe(BigInt(16 + f!.payload.length));
+  });
+
   it('counts frames, bytes and errors as 64-bit values', async () => {
     const s = await boot();
     const c = await connect({ port: s.port });
