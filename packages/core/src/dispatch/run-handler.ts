@@ -1,3 +1,5 @@
+import { Buffer } from 'node:buffer';
+import { rawCodec } from '../codec/payload-codecs.js';
 import { diocpError } from '../errors.js';
 import type { Context } from '../gateway/context.js';
 import type { Route } from '../router/route.js';
@@ -19,11 +21,14 @@ export function runHandler(route: Route, payload: Buffer, ctx: Context, debug: b
  * Outcome, an asynchronous handler a Promise of one. Same logic, the one copy of it.
  */
 export function runHandlerFast(route: Route, payload: Buffer, ctx: Context, debug: boolean): Buffer | Outcome | Promise<Outcome> {
-  let request: unknown;
-  try {
-    request = route.codec.decode(payload);
-  } catch (err) {
-    return frameworkError(diocpError('DIOCP_ERR_CODEC_DECODE', route.command, route.codec.name, (err as Error).message));
+  const raw = route.codec === rawCodec;
+  let request: unknown = payload;
+  if (!raw) {
+    try {
+      request = route.codec.decode(payload);
+    } catch (err) {
+      return frameworkError(diocpError('DIOCP_ERR_CODEC_DECODE', route.command, route.codec.name, (err as Error).message));
+    }
   }
   let result: unknown;
   try {
@@ -31,6 +36,9 @@ export function runHandlerFast(route: Route, payload: Buffer, ctx: Context, debu
   } catch (err) {
     return errorOutcome(err, debug);
   }
+  // A raw command's Buffer is its own encoding (what rawCodec.encode returns): no call, and no
+  // `then` lookup through Buffer.prototype's chain, on the hot path of byte-level handlers.
+  if (raw && result instanceof Buffer) return result;
   if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
     return settle(route, result as PromiseLike<unknown>, debug);
   }
