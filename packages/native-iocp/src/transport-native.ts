@@ -72,6 +72,8 @@ class NativeProtocolError extends Error implements ProtocolErrorLike {
 
 export class NativeTransport<E extends ProtocolErrorLike = ProtocolErrorLike> {
   readonly name = 'native';
+  /** The IO thread sends the error frame of a bad frame itself (the gateway's copy is refused). */
+  readonly answersProtocolErrors = true;
   private readonly addon: NativeAddon;
   private readonly k: NativeConstants;
   private server: NativeServer | null = null;

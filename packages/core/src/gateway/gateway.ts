@@ -170,7 +170,14 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
     const conn = this.byTransport.get(tid);
     if (conn === undefined) return;
     conn.logger.warn({ err: error.code }, error.message);
-    this.sendError(conn, error.command, error.requestId, { code: Status.PROTOCOL_ERROR, message: error.message, error: error.code });
+    const body: ErrorBody = { code: Status.PROTOCOL_ERROR, message: error.message, error: error.code };
+    const bytes = jsonCodec.encode(body);
+    this.counters.error(body.code);
+    if (!this.send(conn, Flags.RESPONSE | Flags.ERROR, error.command, body.code, error.requestId, bytes) && this.transport.answersProtocolErrors === true) {
+      // The transport sent this very frame itself (and refused ours): it went out all the same.
+      this.sentFrames++;
+      this.sentBytes += HEADER_SIZE + bytes.length;
+    }
     this.transport.close(tid);
   }
 

@@ -10,6 +10,12 @@ import type { ProtocolError } from '../errors.js';
 export interface Transport {
   /** `net` or `native`, printed at start-up. */
   readonly name: string;
+  /**
+   * True when the transport answers a protocol error itself, with the frame the receiver
+   * would send (native-iocp does, without calling JavaScript); the receiver's own send for it
+   * is then refused, and the receiver counts the transport's frame as sent.
+   */
+  readonly answersProtocolErrors?: boolean;
   /** Start listening; resolves with the address actually bound (port 0 picks a free port). */
   listen(events: TransportEvents): Promise<{ host: string; port: number }>;
   /**

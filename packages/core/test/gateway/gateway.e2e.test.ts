@@ -85,7 +85,13 @@ describe('gateway over TCP', () => {
       expect(p.frames[0]).toMatchObject({ flags: 0x03, status: 1, requestId: echoedId });
       expect(errorBody(p.frames[0]!)).toMatchObject({ code: 1, error: code });
       bystander.request(0x01, 1, 'unaffected');
-      expect((await bystander.waitFrames(1))[0]!.payload.toString()).toBe('unaffected');
+      const [answer] = await bystander.waitFrames(1);
+      expect(answer!.payload.toString()).toBe('unaffected');
+      // The error frame counts as sent whichever layer wrote it (native-iocp writes it itself).
+      const st = server!.stats();
+      expect(st.framesOut).toBe(2n);
+      expect(st.bytesOut).toBe(BigInt(16 + p.frames[0]!.payload.length + 16 + answer!.payload.length));
+      expect(st.errors.PROTOCOL_ERROR).toBe(1n);
     });
   }
 
