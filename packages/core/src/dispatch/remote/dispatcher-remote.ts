@@ -8,6 +8,7 @@ import { applyEffects } from '../apply-effects.js';
 import { frameworkError, type Outcome } from '../outcome.js';
 import type { Effect } from '../pool-protocol.js';
 import { routerCurveOptions, startAuthenticator, warnIfExposed, type Authenticator } from './curve.js';
+import { RidTable } from './rid-table.js';
 import { SendQueue } from './send-queue.js';
 import {
   decode,
@@ -135,11 +136,11 @@ export class RemoteDispatcher implements Dispatcher {
   private tick: NodeJS.Timeout | null = null;
   private lastBeat = 0;
   private readonly workers = new Map<string, WorkerState>();
-  private readonly pending = new Map<number, Pending>();
+  /** What workers hold, by request id (a random first id: see RidTable). */
+  private readonly pending = new RidTable<Pending>((Math.random() * 0x1_0000_0000) >>> 0);
   private queue: Pending[] = [];
   private head = 0;
   private flushQueued = false;
-  private rid = (Math.random() * 0x1_0000_0000) >>> 0;
   private stopping = false;
   private readonly logged = new Set<string>();
   private endpoint = '';
@@ -304,11 +305,8 @@ export class RemoteDispatcher implements Dispatcher {
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
       const req = p.req;
-      let rid = (this.rid = (this.rid + 1) >>> 0);
-      while (this.pending.has(rid)) rid = this.rid = (this.rid + 1) >>> 0;
-      p.rid = rid;
       p.worker = w;
-      this.pending.set(rid, p);
+      this.pending.add(p);
       w.held++;
       if (p.reposts > 0) w.retries++;
       const id = req.connectionId;
