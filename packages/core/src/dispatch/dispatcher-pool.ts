@@ -6,7 +6,7 @@ import { applyEffects } from './apply-effects.js';
 import type { Dispatcher, DispatcherHost, DispatchRequest } from './dispatcher.js';
 import { frameworkError, type Outcome } from './outcome.js';
 import { dispatchBatch, warmThread } from './pool-thread.js';
-import { ReqState, type PoolBatch, type PoolInit, type PoolResult } from './pool-protocol.js';
+import { PeerTableBuilder, ReqState, type PoolBatch, type PoolInit, type PoolResult } from './pool-protocol.js';
 
 /** What every thread needs to build its handler table (PoolInit), and how many threads. */
 export interface PoolDispatcherOptions extends PoolInit {
@@ -125,7 +125,7 @@ export class PoolDispatcher implements Dispatcher {
     const offsets = new Uint32Array(n + 1);
     const conn = new Float64Array(n);
     const cmd = new Uint16Array(n);
-    const peers: PoolBatch['peers'] = {};
+    const peers = new PeerTableBuilder();
     let at = 0;
     for (let i = 0; i < n; i++) {
       const r = reqs[i]!;
@@ -134,14 +134,15 @@ export class PoolDispatcher implements Dispatcher {
       at += r.payload.length;
       conn[i] = r.connectionId;
       cmd[i] = r.command;
-      if (peers[r.connectionId] === undefined) {
+      if (!peers.has(r.connectionId)) {
         const ctx = host.context(r.connectionId);
-        peers[r.connectionId] = ctx ? [ctx.remoteAddress, ctx.remotePort, ctx.session.size ? [...ctx.session] : []] : ['', 0, []];
+        if (ctx) peers.add(r.connectionId, ctx.remoteAddress, ctx.remotePort, ctx.session.size ? [...ctx.session] : []);
+        else peers.add(r.connectionId, '', 0, []);
       }
     }
     offsets[n] = at;
     const statusBuf = new SharedArrayBuffer(4 * (n + 1));
-    const data: PoolBatch = { init: this.init, initKey: this.initKey, status: statusBuf, conn, cmd, payload, offsets, peers };
+    const data: PoolBatch = { init: this.init, initKey: this.initKey, status: statusBuf, conn, cmd, payload, offsets, peers: peers.build() };
     // retry: false — a batch is never re-run whole; this dispatcher decides per request.
     const handle = this.pool!.post(dispatchBatch, data, { retry: false });
     const b: InFlight = { reqs, status: new Int32Array(statusBuf), handle, watchdog: null };

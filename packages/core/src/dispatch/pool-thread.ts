@@ -15,7 +15,7 @@ import { collectCommandClasses, scanCommands } from '../router/scanner.js';
 import { compiledUrl } from '../util/compiled-url.js';
 import { frameworkError, type Outcome } from './outcome.js';
 import { encodePushPayload, exceptIds, type BroadcastFilter } from './push-payload.js';
-import { ReqState, type Effect, type PoolBatch, type PoolInit, type PoolResult } from './pool-protocol.js';
+import { peerLookup, ReqState, type Effect, type PoolBatch, type PoolInit, type PoolResult } from './pool-protocol.js';
 import { runHandler } from './run-handler.js';
 
 /** How often a thread with async handlers in flight shows it is alive. */
@@ -93,10 +93,11 @@ function contexts(batch: Omit<RunnableBatch, 'status'>, logger: Logger, router: 
       return -1;
     },
   };
+  const peer = peerLookup(batch.peers);
   const get = (id: number): Context => {
     let ctx = byConn.get(id);
     if (ctx === undefined) {
-      const [address, port, entries] = batch.peers[id] ?? ['', 0, []];
+      const [address, port, entries] = peer(id) ?? ['', 0, []];
       let log: Logger | null = null;
       ctx = {
         connectionId: id,

@@ -4,9 +4,10 @@
  * Call `dispatcherConformance('mode', () => new XDispatcher(...))` from a .test.ts file.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, RemoteError, Status, type Client, type DiocpServer, type Dispatcher } from '../../src/index.js';
+import { connect, encodeFrame, RemoteError, Status, type Client, type DiocpServer, type Dispatcher } from '../../src/index.js';
 import { fixtureHandlers } from '../fixtures/handlers.js';
 import { startServer } from '../fixtures/server.js';
+import { RawPeer } from '../fixtures/wire.js';
 
 export function dispatcherConformance(name: string, makeDispatcher: () => Dispatcher): void {
   describe(`dispatcher conformance: ${name}`, () => {
@@ -95,6 +96,24 @@ export function dispatcherConformance(name: string, makeDispatcher: () => Dispat
       // Unordered requests may be answered in any order (PROTOCOL.md): only the ids must match.
       const unordered = await Promise.all(delays.map((delay, i) => client.request<{ i: number }>(0x16, { i, delay }, { codec: 'json' })));
       expect(unordered.map((r) => r.i)).toEqual([0, 1, 2, 3, 4]);
+    });
+
+    it("gives a handler its connection's remote address and port, per connection", async () => {
+      const a = await RawPeer.connect(server.port);
+      const b = await RawPeer.connect(server.port);
+      try {
+        // Several requests in one write: they travel (to a thread or worker) in one batch.
+        a.write(Buffer.concat([1, 2, 3].map((id) => encodeFrame(0, 0x23, 0, id, Buffer.from('{}')))));
+        b.request(0x23, 9, '{}');
+        const fromA = (await a.waitFrames(3)).map((f) => JSON.parse(f.payload.toString()) as { address: string; port: number; id: number });
+        const [fromB] = (await b.waitFrames(1)).map((f) => JSON.parse(f.payload.toString()) as { address: string; port: number; id: number });
+        for (const w of fromA) expect(w).toEqual({ address: '127.0.0.1', port: a.socket.localPort, id: fromA[0]!.id });
+        expect(fromB).toEqual({ address: '127.0.0.1', port: b.socket.localPort, id: fromB!.id });
+        expect(fromB!.id).not.toBe(fromA[0]!.id);
+      } finally {
+        a.destroy();
+        b.destroy();
+      }
     });
 
     it('keeps a session per connection', async () => {

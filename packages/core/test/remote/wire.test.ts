@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { pack, unpack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { decode, encodeBatch, encodeOutcomes, encodeReady, encodeResult, errorBodyAt, Msg, WireError } from '../../src/dispatch/remote/wire.js';
+import { peerLookup } from '../../src/dispatch/pool-protocol.js';
 
 const doc = readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../docs/worker-protocol.md'), 'utf8');
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex').match(/../g)!.join(' ');
@@ -42,8 +43,10 @@ describe('worker protocol encoding', () => {
     expect([...b.body.cmd]).toEqual([0xffff, 0x10]);
     expect(Buffer.from(b.body.payload).toString()).toBe('abc');
     expect([...b.body.offsets]).toEqual([0, 3, 3]);
-    expect(b.body.peers[7]).toEqual(['::1', 1, [['user', { id: 1 }]]]);
-    expect(b.body.peers[2 ** 40 + 3]).toEqual(['10.0.0.1', 2, []]);
+    const peer = peerLookup(b.body.peers);
+    expect(peer(7)).toEqual(['::1', 1, [['user', { id: 1 }]]]);
+    expect(peer(2 ** 40 + 3)).toEqual(['10.0.0.1', 2, []]);
+    expect(peer(8)).toBeUndefined();
 
     const r = decode(
       encodeResult([5, 6], {
@@ -102,6 +105,7 @@ describe('worker protocol encoding', () => {
     ['a BATCH index of 19 bytes', [h(4), Buffer.alloc(19), Buffer.alloc(0), Buffer.alloc(0)], /not a positive multiple of 20/],
     ['a BATCH whose lengths do not add up', [h(4), Buffer.alloc(20), Buffer.alloc(1), Buffer.alloc(0)], /add up to 0.*has 1 bytes/],
     ['a BATCH whose peers are a map', [h(4), Buffer.alloc(20), Buffer.alloc(0), pack({ 1: ['a', 1, []] })], /peers frame must be a MessagePack array/],
+    ['a BATCH peer with a port over 65535', [h(4), Buffer.alloc(20), Buffer.alloc(0), pack([[1, 'a', 70000, []]])], /port \(0-65535\)/],
     ['a BATCH with a malformed peer', [h(4), Buffer.alloc(20), Buffer.alloc(0), pack([[1, 'a', 'port', []]])], /peer must be \[connectionId, address, port/],
     ['an empty RESULT', [h(5), Buffer.alloc(0), Buffer.alloc(0), Buffer.alloc(0)], /not a positive multiple of 12/],
     ['a RESULT with bad effects', [h(5), Buffer.alloc(12), Buffer.alloc(0), pack([{ k: 'push', to: 'x' }])], /malformed effect "push"/],

@@ -3,7 +3,7 @@
 import { Buffer } from 'node:buffer';
 import { pack, unpack } from 'msgpackr';
 import type { ErrorBody, Outcome } from '../outcome.js';
-import type { Effect } from '../pool-protocol.js';
+import { PeerTableBuilder, type Effect, type PeerTable } from '../pool-protocol.js';
 
 /** Version of the worker protocol; a peer with another version is refused. */
 export const WIRE_VERSION = 1;
@@ -55,8 +55,6 @@ export interface RefuseBody {
 
 /** One connection of a BATCH on the wire: id, remote address, port, session entries. */
 export type Peer = [number, string, number, [string, unknown][]];
-/** Per connection id: remote address, port, session entries (the pool's PoolBatch.peers). */
-export type Peers = Record<number, [string, number, [string, unknown][]]>;
 
 /** What a BATCH carries, decoded. Payloads are views into the message's payload frame. */
 export interface DecodedBatch {
@@ -66,7 +64,8 @@ export interface DecodedBatch {
   /** All payloads back to back; request i is bytes offsets[i]..offsets[i+1]. */
   payload: Uint8Array;
   offsets: Uint32Array;
-  peers: Peers;
+  /** The batch's connections, as the thread runner takes them (PoolBatch.peers). */
+  peers: PeerTable;
 }
 
 export interface DecodedResult {
@@ -243,14 +242,14 @@ function decodeBatch(index: Buffer, payload: Buffer, peersFrame: Buffer): Decode
     throw new WireError(`BATCH peers frame is not MessagePack: ${(err as Error).message}`);
   }
   if (!Array.isArray(list)) throw new WireError('BATCH peers frame must be a MessagePack array');
-  const peers: Peers = {};
+  const peers = new PeerTableBuilder();
   for (const p of list as unknown[]) {
-    if (!Array.isArray(p) || typeof p[0] !== 'number' || typeof p[1] !== 'string' || typeof p[2] !== 'number' || !Array.isArray(p[3])) {
-      throw new WireError('a BATCH peer must be [connectionId, address, port, [[key, value], ...]]');
+    if (!Array.isArray(p) || typeof p[0] !== 'number' || typeof p[1] !== 'string' || !Number.isInteger(p[2]) || p[2] < 0 || p[2] > 0xffff || !Array.isArray(p[3])) {
+      throw new WireError('a BATCH peer must be [connectionId, address, port (0-65535), [[key, value], ...]]');
     }
-    peers[p[0]] = [p[1], p[2], p[3] as [string, unknown][]];
+    peers.add(p[0], p[1], p[2], p[3] as [string, unknown][]);
   }
-  return { rid, conn, cmd, payload, offsets, peers };
+  return { rid, conn, cmd, payload, offsets, peers: peers.build() };
 }
 
 /** What a worker answers for a batch, in request order (the pool runner's PoolResult). */
