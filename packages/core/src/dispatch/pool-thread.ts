@@ -1,6 +1,6 @@
 // The handler-thread side of local-pool dispatch: loaded by @diocp/jobs worker threads.
 // Each thread builds its own DI container and handler table from the compiled handler
-// modules, then runs batches of requests with the same runHandler the inline mode uses.
+// modules, then runs batches of requests with the same handler-calling code (runHandlerFast) the inline mode uses.
 import { Buffer } from 'node:buffer';
 import 'reflect-metadata';
 import { container as rootContainer } from 'tsyringe';
@@ -13,10 +13,11 @@ import type { Context, GatewayApi } from '../gateway/context.js';
 import { Router } from '../router/router.js';
 import { collectCommandClasses, scanCommands } from '../router/scanner.js';
 import { compiledUrl } from '../util/compiled-url.js';
-import { frameworkError, type Outcome } from './outcome.js';
+import { frameworkError, ok, type Outcome } from './outcome.js';
 import { encodePushPayload, exceptIds, type BroadcastFilter } from './push-payload.js';
 import { peerLookup, ReqState, type Effect, type PoolBatch, type PoolInit, type PoolResult } from './pool-protocol.js';
-import { runHandler } from './run-handler.js';
+import { runHandlerFast } from './run-handler.js';
+import { bufferView } from '../util/buffer-view.js';
 
 /** How often a thread with async handlers in flight shows it is alive. */
 export const HEARTBEAT_MS = 10;
@@ -148,7 +149,8 @@ export function runBatch(batch: RunnableBatch, router: Router, logger: Logger): 
   const status = new Int32Array(batch.status);
   const effects: Effect[] = [];
   const get = contexts(batch, logger, router, effects);
-  const outcomes: Outcome[] = new Array(n);
+  // A synchronous success is its response Buffer itself (runHandlerFast): no outcome object.
+  const outcomes: (Buffer | Outcome)[] = new Array(n);
   let pending: Promise<void>[] | null = null;
   for (let i = 0; i < n; i++) {
     Atomics.store(status, i, ReqState.Started);
@@ -219,21 +221,27 @@ export function runBatchStreaming(
       });
     } else {
       indexes.push(i);
-      outcomes.push(o);
+      outcomes.push(o instanceof Uint8Array ? ok(o) : o);
     }
   }
   flush();
 }
 
 /** Run request `i` of a batch: its handler, or UNKNOWN_COMMAND when no route has its command. */
-function runAt(batch: Omit<RunnableBatch, 'status'>, i: number, router: Router, get: (conn: number) => Context): Outcome | Promise<Outcome> {
+function runAt(batch: Omit<RunnableBatch, 'status'>, i: number, router: Router, get: (conn: number) => Context): Buffer | Outcome | Promise<Outcome> {
   const route = router.get(batch.cmd[i]!);
   if (route === undefined) return frameworkError(diocpError('DIOCP_ERR_ROUTER_UNKNOWN_COMMAND', batch.cmd[i]!));
-  const payload = Buffer.from(batch.payload.buffer, batch.payload.byteOffset + batch.offsets[i]!, batch.offsets[i + 1]! - batch.offsets[i]!);
-  return runHandler(route, payload, get(batch.conn[i]!), batch.init.debug);
+  const payload = bufferView(batch.payload.buffer, batch.payload.byteOffset + batch.offsets[i]!, batch.offsets[i + 1]! - batch.offsets[i]!);
+  return runHandlerFast(route, payload, get(batch.conn[i]!), batch.init.debug);
 }
 
-function pack(outcomes: Outcome[], effects: Effect[]): PoolResult {
+/** The response bytes of a settled request: the Buffer itself, or an OK outcome's payload; null for an error. */
+function answerOf(o: Buffer | Outcome): Buffer | null {
+  if (o instanceof Uint8Array) return o;
+  return o.status === 0 ? (o as { payload: Buffer }).payload : null;
+}
+
+function pack(outcomes: (Buffer | Outcome)[], effects: Effect[]): PoolResult {
   const n = outcomes.length;
   const st = new Uint16Array(n);
   const offsets = new Uint32Array(n + 1);
@@ -241,20 +249,22 @@ function pack(outcomes: Outcome[], effects: Effect[]): PoolResult {
   let size = 0;
   for (let i = 0; i < n; i++) {
     const o = outcomes[i]!;
-    st[i] = o.status;
-    if (o.status === 0) size += (o as { payload: Buffer }).payload.length;
-    else (errors ??= {})[i] = (o as { error: NonNullable<PoolResult['errors']>[number] }).error;
+    const bytes = answerOf(o);
+    if (bytes !== null) size += bytes.length;
+    else {
+      st[i] = (o as Outcome).status;
+      (errors ??= {})[i] = (o as { error: NonNullable<PoolResult['errors']>[number] }).error;
+    }
   }
   // Shared memory: the answers reach the gateway thread without another copy.
   const payload = new Uint8Array(new SharedArrayBuffer(size));
   let at = 0;
   for (let i = 0; i < n; i++) {
     offsets[i] = at;
-    const o = outcomes[i]!;
-    if (o.status === 0) {
-      const p = (o as { payload: Buffer }).payload;
-      payload.set(p, at);
-      at += p.length;
+    const bytes = answerOf(outcomes[i]!);
+    if (bytes !== null) {
+      payload.set(bytes, at);
+      at += bytes.length;
     }
   }
   offsets[n] = at;
