@@ -74,6 +74,37 @@ class RecordingSession extends Map<string, unknown> {
   }
 }
 
+/**
+ * A handler's context in a thread, made per connection per batch (a batch holds ~100
+ * connections): what costs something — the recording session, the child logger — is made on
+ * first use, since most handlers touch neither.
+ */
+class ThreadContext implements Context {
+  private sessionMap: RecordingSession | null = null;
+  private log: Logger | null = null;
+  constructor(
+    readonly connectionId: number,
+    readonly remoteAddress: string,
+    readonly remotePort: number,
+    private readonly entries: [string, unknown][],
+    private readonly effects: Effect[],
+    readonly gateway: GatewayApi,
+    private readonly threadLogger: Logger,
+  ) {}
+
+  get session(): Map<string, unknown> {
+    return (this.sessionMap ??= new RecordingSession(this.entries, this.connectionId, this.effects));
+  }
+
+  push(command: number, payload?: unknown): boolean {
+    return this.gateway.push(this.connectionId, command, payload);
+  }
+
+  get logger(): Logger {
+    return (this.log ??= this.threadLogger.child({ conn: this.connectionId, remote: `${this.remoteAddress}:${this.remotePort}` }));
+  }
+}
+
 function contexts(batch: Omit<RunnableBatch, 'status'>, logger: Logger, router: Router, effects: Effect[]) {
   const byConn = new Map<number, Context>();
   const max = batch.init.maxFrameSize;
@@ -99,18 +130,7 @@ function contexts(batch: Omit<RunnableBatch, 'status'>, logger: Logger, router: 
     let ctx = byConn.get(id);
     if (ctx === undefined) {
       const [address, port, entries] = peer(id) ?? ['', 0, []];
-      let log: Logger | null = null;
-      ctx = {
-        connectionId: id,
-        remoteAddress: address,
-        remotePort: port,
-        session: new RecordingSession(entries, id, effects),
-        push: (command: number, payload?: unknown) => gateway.push(id, command, payload),
-        gateway,
-        get logger() {
-          return (log ??= logger.child({ conn: id }));
-        },
-      };
+      ctx = new ThreadContext(id, address, port, entries, effects, gateway, logger);
       byConn.set(id, ctx);
     }
     return ctx;
