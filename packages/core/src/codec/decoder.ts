@@ -1,4 +1,5 @@
 import { Buffer } from 'node:buffer';
+import { bufferView } from '../util/buffer-view.js';
 import { protocolError, type ProtocolError } from '../errors.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
@@ -82,7 +83,8 @@ export class FrameDecoder {
             command: this.command,
             status: this.status,
             requestId: this.requestId,
-            payload: chunk.subarray(start, start + length),
+            // A view built with the plain typed-array constructor (subarray's species lookup costs more).
+            payload: bufferView(chunk.buffer, chunk.byteOffset + start, length),
           });
           pos = start + length;
         } else {
