@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Fuzz/soak run, not part of `npm test`: starts the example server with the node:net transport,
+// Fuzz/soak run, not part of `npm test`: starts the example server (node:net transport, or the
+// native one with --transport native),
 // then for a bounded time throws random bytes, mutated frames and torn writes at it from many
 // connections while well-behaved clients keep checking that echo still works. Fails when a
 // good request fails, the server dies, or its memory keeps growing.
 //
-//   node scripts/fuzz.mjs [--seconds 30] [--connections 50]
+//   node scripts/fuzz.mjs [--seconds 30] [--connections 50] [--transport net|native]
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
@@ -13,11 +14,17 @@ import { parseArgs } from 'node:util';
 import { connect, encodeFrame } from '@diocp/core';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '30' }, connections: { type: 'string', default: '50' } } });
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '30' }, connections: { type: 'string', default: '50' }, transport: { type: 'string', default: 'net' } },
+});
 const seconds = Number(values.seconds);
 const connections = Number(values.connections);
 if (!(seconds > 0 && seconds <= 3600) || !(connections > 0 && connections <= 2000)) {
   console.error('fuzz: --seconds must be in (0, 3600] and --connections in (0, 2000]');
+  process.exit(2);
+}
+if (values.transport !== 'net' && values.transport !== 'native') {
+  console.error(`fuzz: --transport must be net or native, not ${values.transport}`);
   process.exit(2);
 }
 
@@ -27,7 +34,7 @@ const port = await new Promise((resolve) => {
     s.close(() => resolve(p));
   });
 });
-const server = spawn(process.execPath, [path.join(root, 'packages/core/bin/diocp.js'), 'start', '--port', String(port), '--transport', 'net', '--log-level', 'error'], {
+const server = spawn(process.execPath, [path.join(root, 'packages/core/bin/diocp.js'), 'start', '--port', String(port), '--transport', values.transport, '--log-level', 'error'], {
   cwd: path.join(root, 'templates/default'),
   stdio: ['ignore', 'ignore', 'inherit'],
 });
