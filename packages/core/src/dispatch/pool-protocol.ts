@@ -92,13 +92,6 @@ export class PeerTableBuilder {
   }
 }
 
-/** A PeerTable from [id, address, port, session] entries (the remote worker's BATCH peers). */
-export function peerTableOf(entries: Iterable<[number, PeerInfo]>): PeerTable {
-  const b = new PeerTableBuilder();
-  for (const [id, [address, port, session]] of entries) b.add(id, address, port, session);
-  return b.build();
-}
-
 /** Look connections of a table up by id (the index is built on the first call). */
 export function peerLookup(t: PeerTable): (id: number) => PeerInfo | undefined {
   let index: Map<number, number> | null = null;

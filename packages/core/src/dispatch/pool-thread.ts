@@ -1,6 +1,7 @@
 // The handler-thread side of local-pool dispatch: loaded by @diocp/jobs worker threads.
 // Each thread builds its own DI container and handler table from the compiled handler
-// modules, then runs batches of requests with the same handler-calling code (runHandlerFast) the inline mode uses.
+// modules, then runs batches of requests through the handler-calling code the inline mode uses
+// (runHandlerFast).
 import { Buffer } from 'node:buffer';
 import 'reflect-metadata';
 import { container as rootContainer } from 'tsyringe';

@@ -170,14 +170,8 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
     const conn = this.byTransport.get(tid);
     if (conn === undefined) return;
     conn.logger.warn({ err: error.code }, error.message);
-    const body: ErrorBody = { code: Status.PROTOCOL_ERROR, message: error.message, error: error.code };
-    const bytes = jsonCodec.encode(body);
-    this.counters.error(body.code);
-    if (!this.send(conn, Flags.RESPONSE | Flags.ERROR, error.command, body.code, error.requestId, bytes) && this.transport.answersProtocolErrors === true) {
-      // The transport sent this very frame itself (and refused ours): it went out all the same.
-      this.sentFrames++;
-      this.sentBytes += HEADER_SIZE + bytes.length;
-    }
+    // A transport that answers protocol errors itself refuses this frame, having sent the same one.
+    this.sendError(conn, error.command, error.requestId, { code: Status.PROTOCOL_ERROR, message: error.message, error: error.code }, this.transport.answersProtocolErrors === true);
     this.transport.close(tid);
   }
 
@@ -405,14 +399,20 @@ export class Gateway implements TransportEvents, DispatcherHost, GatewayApi {
 
   private send(conn: Connection, flags: number, command: number, status: number, requestId: number, payload: Uint8Array, start = 0, end = payload.length): boolean {
     if (!this.transport.send(conn.transportId, flags, command, status, requestId, payload, start, end)) return false;
-    this.sentFrames++;
-    if ((this.sentBytes += HEADER_SIZE + end - start) >= SENT_FOLD) this.foldSent();
+    this.countSent(HEADER_SIZE + end - start);
     return true;
   }
 
-  private sendError(conn: Connection, command: number, requestId: number, body: ErrorBody): void {
+  private countSent(bytes: number): void {
+    this.sentFrames++;
+    if ((this.sentBytes += bytes) >= SENT_FOLD) this.foldSent();
+  }
+
+  /** `sentIfRefused`: a refused frame went out anyway (the transport sent it itself): count it. */
+  private sendError(conn: Connection, command: number, requestId: number, body: ErrorBody, sentIfRefused = false): void {
     this.counters.error(body.code);
-    this.send(conn, Flags.RESPONSE | Flags.ERROR, command, body.code, requestId, jsonCodec.encode(body));
+    const bytes = jsonCodec.encode(body);
+    if (!this.send(conn, Flags.RESPONSE | Flags.ERROR, command, body.code, requestId, bytes) && sentIfRefused) this.countSent(HEADER_SIZE + bytes.length);
   }
 
   // ---- GatewayApi ----
