@@ -2,11 +2,11 @@
 // version, a gateway that refuses the worker, bad worker flags.
 import { pack, unpack } from 'msgpackr';
 import { Dealer, Router } from 'zeromq';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect, createServer, loadHandlers, type Client, type DiocpServer, type HandlerClass } from '../../src/index.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, createServer } from '../../src/index.js';
 import { runCli } from '../cli/helpers.js';
 import { silent, startServer } from '../fixtures/server.js';
-import { capturingLogger, dispatchStats, failureWorkerConfig, spawnWorkers, tempDir, until, workersReady, WorkerProcess } from './helpers.js';
+import { capturingLogger, dispatchStats, failureSuite, spawnWorkers, until, workersReady, WorkerProcess } from './helpers.js';
 
 const header = (type: number, version = 1) => Buffer.from([0x44, 0x57, version, type]);
 
@@ -21,35 +21,20 @@ async function receiveWithin(s: Dealer | Router, ms: number): Promise<Buffer[] |
 }
 
 describe('remote dispatch error paths', () => {
-  let dir = '';
-  let cleanup = async () => {};
-  let config = '';
-  let classes: HandlerClass[] = [];
-  const servers: DiocpServer[] = [];
-  const clients: Client[] = [];
-  const procs: WorkerProcess[] = [];
+  const suite = failureSuite();
+  const { servers, clients, procs } = suite;
   const sockets: (Dealer | Router)[] = [];
-
-  beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir());
-    const f = await failureWorkerConfig(dir, { logLevel: 'info' });
-    config = f.config;
-    classes = await loadHandlers([f.handlers], dir);
-  });
-  afterEach(async () => {
+  // Registered after the suite's: runs before it (hooks run as a stack), as the sockets close first.
+  afterEach(() => {
     for (const s of sockets.splice(0)) s.close();
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await Promise.all(servers.splice(0).map((s) => s.close()));
-    await Promise.all(procs.splice(0).map((p) => p.kill()));
   });
-  afterAll(() => cleanup());
 
   it('a bind address that is taken or not local: listen() fails with DIOCP_ERR_REMOTE_BIND', async () => {
-    const first = await startServer({ handlers: classes, dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*' } });
+    const first = await startServer({ handlers: suite.classes, dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*' } });
     servers.push(first);
-    const taken = createServer({ handlers: classes, port: 0, transport: 'net', logger: silent, dispatch: { mode: 'remote', bind: dispatchStats(first).endpoint } });
+    const taken = createServer({ handlers: suite.classes, port: 0, transport: 'net', logger: silent, dispatch: { mode: 'remote', bind: dispatchStats(first).endpoint } });
     await expect(taken.listen()).rejects.toMatchObject({ code: 'DIOCP_ERR_REMOTE_BIND', message: expect.stringMatching(/already in use/i) });
-    const foreign = createServer({ handlers: classes, port: 0, transport: 'net', logger: silent, dispatch: { mode: 'remote', bind: 'tcp://192.0.2.1:7002' } });
+    const foreign = createServer({ handlers: suite.classes, port: 0, transport: 'net', logger: silent, dispatch: { mode: 'remote', bind: 'tcp://192.0.2.1:7002' } });
     await expect(foreign.listen()).rejects.toMatchObject({ code: 'DIOCP_ERR_REMOTE_BIND', message: expect.stringContaining('tcp://192.0.2.1:7002') });
     // Nothing was left listening: the TCP port of the failed server was never opened.
     expect(() => taken.stats()).toThrow(/not listening/);
@@ -57,10 +42,10 @@ describe('remote dispatch error paths', () => {
 
   it('a rogue DEALER sending junk is logged with a code and counted; the gateway keeps serving', async () => {
     const { logger, lines } = capturingLogger('info');
-    const server = await startServer({ handlers: classes, logger, dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*', heartbeatMs: 100 } });
+    const server = await startServer({ handlers: suite.classes, logger, dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*', heartbeatMs: 100 } });
     servers.push(server);
     const endpoint = dispatchStats(server).endpoint;
-    procs.push(...spawnWorkers(1, endpoint, config, dir));
+    procs.push(...spawnWorkers(1, endpoint, suite.config, suite.dir));
     await workersReady(server, 1);
 
     const rogue = new Dealer();
@@ -97,7 +82,7 @@ describe('remote dispatch error paths', () => {
 
   it('a peer speaking another protocol version gets REFUSE with DIOCP_ERR_REMOTE_VERSION and is never given work', async () => {
     const { logger, lines } = capturingLogger('info');
-    const server = await startServer({ handlers: classes, logger, dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*' } });
+    const server = await startServer({ handlers: suite.classes, logger, dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*' } });
     servers.push(server);
     const old = new Dealer();
     sockets.push(old);
@@ -115,7 +100,7 @@ describe('remote dispatch error paths', () => {
     const fake = new Router();
     sockets.push(fake);
     await fake.bind('tcp://127.0.0.1:*');
-    const [w] = spawnWorkers(1, fake.lastEndpoint!, config, dir);
+    const [w] = spawnWorkers(1, fake.lastEndpoint!, suite.config, suite.dir);
     procs.push(w!);
     const ready = await receiveWithin(fake, 10_000);
     expect(ready?.[1]).toEqual(header(0x01));
@@ -127,23 +112,23 @@ describe('remote dispatch error paths', () => {
   });
 
   it('diocp worker with no gateway keeps retrying with backoff, and SIGTERM still ends it with 0', async () => {
-    const w = new WorkerProcess(['--connect', 'tcp://127.0.0.1:1', '--config', config], dir);
+    const w = new WorkerProcess(['--connect', 'tcp://127.0.0.1:1', '--config', suite.config], suite.dir);
     procs.push(w);
     await until(() => w.lines.filter((l) => /no answer from the gateway yet/.test(l.msg)).length >= 1, 'a retry', 10_000);
     expect(await w.kill('SIGTERM')).toEqual({ code: 0, signal: null });
   });
 
   it('bad worker and start flags are refused with a coded error', async () => {
-    const bad = await runCli(['worker', '--connect', 'localhost:7002', '--config', config], { cwd: dir });
+    const bad = await runCli(['worker', '--connect', 'localhost:7002', '--config', suite.config], { cwd: suite.dir });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/"worker".*\.connect must be a ZeroMQ address.*DIOCP_ERR_CONFIG_INVALID/);
-    const zero = await runCli(['worker', '--concurrency', '0', '--config', config], { cwd: dir });
+    const zero = await runCli(['worker', '--concurrency', '0', '--config', suite.config], { cwd: suite.dir });
     expect(zero.code).toBe(2);
     expect(zero.stderr).toMatch(/--concurrency must be a whole number in 1\.\..*DIOCP_ERR_CLI_USAGE/);
-    const halfCurve = await runCli(['worker', '--server-key', 'x', '--config', config], { cwd: dir });
+    const halfCurve = await runCli(['worker', '--server-key', 'x', '--config', suite.config], { cwd: suite.dir });
     expect(halfCurve.code).toBe(2);
     expect(halfCurve.stderr).toMatch(/CURVE needs --server-key, --public-key and --secret-key/);
-    const bindInline = await runCli(['start', '--bind', 'tcp://127.0.0.1:7002', '--config', config], { cwd: dir });
+    const bindInline = await runCli(['start', '--bind', 'tcp://127.0.0.1:7002', '--config', suite.config], { cwd: suite.dir });
     expect(bindInline.code).toBe(2);
     expect(bindInline.stderr).toMatch(/--bind needs --dispatch remote.*DIOCP_ERR_CLI_USAGE/);
     const help = await runCli(['worker', '--help']);

@@ -1,9 +1,9 @@
 // Remote dispatch lifecycle: gateway restart, graceful worker stop, no workers, retry: false.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect, loadHandlers, RemoteError, Status, type Client, type DiocpServer, type HandlerClass } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { connect, RemoteError, Status, type Client, type DiocpServer } from '../../src/index.js';
 import { startServer } from '../fixtures/server.js';
 import type { Logger } from '../../src/logger.js';
-import { capturingLogger, dispatchStats, failureWorkerConfig, spawnWorkers, tempDir, until, workersReady, type WorkerProcess } from './helpers.js';
+import { capturingLogger, dispatchStats, failureSuite, spawnWorkers, until, workersReady, type WorkerProcess } from './helpers.js';
 
 async function outcome(p: Promise<Buffer>): Promise<{ status: number; message: string; body?: string }> {
   return p.then(
@@ -16,29 +16,11 @@ async function outcome(p: Promise<Buffer>): Promise<{ status: number; message: s
 }
 
 describe('remote dispatch: failover and lifecycle', () => {
-  let dir = '';
-  let cleanup = async () => {};
-  let config = '';
-  let classes: HandlerClass[] = [];
-  const servers: DiocpServer[] = [];
-  const clients: Client[] = [];
-  const procs: WorkerProcess[] = [];
-
-  beforeAll(async () => {
-    ({ dir, cleanup } = await tempDir());
-    const f = await failureWorkerConfig(dir, { logLevel: 'info' });
-    config = f.config;
-    classes = await loadHandlers([f.handlers], dir);
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    await Promise.all(servers.splice(0).map((s) => s.close()));
-    await Promise.all(procs.splice(0).map((p) => p.kill()));
-  });
-  afterAll(() => cleanup());
+  const suite = failureSuite();
+  const { servers, clients, procs } = suite;
 
   async function gateway(remote: Record<string, unknown> = {}, logger?: Logger): Promise<DiocpServer> {
-    const s = await startServer({ handlers: classes, ...(logger ? { logger } : {}), dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*', heartbeatMs: 100, liveness: 3, ...remote } });
+    const s = await startServer({ handlers: suite.classes, ...(logger ? { logger } : {}), dispatch: { mode: 'remote', bind: 'tcp://127.0.0.1:*', heartbeatMs: 100, liveness: 3, ...remote } });
     servers.push(s);
     return s;
   }
@@ -48,7 +30,7 @@ describe('remote dispatch: failover and lifecycle', () => {
     return c;
   }
   function workers(n: number, endpoint: string): WorkerProcess[] {
-    const w = spawnWorkers(n, endpoint, config, dir);
+    const w = spawnWorkers(n, endpoint, suite.config, suite.dir);
     procs.push(...w);
     return w;
   }

@@ -7,7 +7,8 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { RemoteDispatcher, type RemoteDispatchStats } from '../../src/dispatch/remote/dispatcher-remote.js';
 import { remoteDefaults, type RemoteDispatchConfig } from '../../src/config/options.js';
-import type { DiocpServer } from '../../src/index.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { loadHandlers, type Client, type DiocpServer, type HandlerClass } from '../../src/index.js';
 import { assertBuilt, distEntry, WorkerProcess, type LogLine } from '../cli/helpers.js';
 
 export { WorkerProcess };
@@ -62,6 +63,30 @@ export async function failureWorkerConfig(dir: string, extra: Record<string, unk
   const config = path.join(dir, `failure-worker-${Math.random().toString(36).slice(2)}.json`);
   await writeFile(config, JSON.stringify({ handlers: [handlers], logLevel: 'info', ...extra }));
   return { config, handlers };
+}
+
+/**
+ * The shared setup of the failure suites (errors, failover), for use inside a describe(): a
+ * temp folder with the failure handlers and a worker config serving them, their classes for the
+ * gateway, and the servers, clients and worker processes a test started, stopped after it.
+ * `dir`, `config` and `classes` are set before the first test.
+ */
+export function failureSuite(): { dir: string; config: string; classes: HandlerClass[]; servers: DiocpServer[]; clients: Client[]; procs: WorkerProcess[] } {
+  const suite = { dir: '', config: '', classes: [] as HandlerClass[], servers: [] as DiocpServer[], clients: [] as Client[], procs: [] as WorkerProcess[] };
+  let cleanup = async (): Promise<void> => {};
+  beforeAll(async () => {
+    ({ dir: suite.dir, cleanup } = await tempDir());
+    const f = await failureWorkerConfig(suite.dir, { logLevel: 'info' });
+    suite.config = f.config;
+    suite.classes = await loadHandlers([f.handlers], suite.dir);
+  });
+  afterEach(async () => {
+    await Promise.all(suite.clients.splice(0).map((c) => c.close()));
+    await Promise.all(suite.servers.splice(0).map((s) => s.close()));
+    await Promise.all(suite.procs.splice(0).map((p) => p.kill()));
+  });
+  afterAll(() => cleanup());
+  return suite;
 }
 
 /** Spawn `n` workers connecting to `endpoint` with `config`. */
